@@ -1,0 +1,33 @@
+//! Embeds the clinical content in `cards/` into the binary, so that `lbp-cds` runs from anywhere
+//! with the content it was built with. `--content DIR` replaces it at run time.
+
+use std::{env, fs, path::Path};
+
+fn main() {
+    println!("cargo:rerun-if-changed=cards");
+    let root = Path::new("cards");
+    let mut files = Vec::new();
+    collect(root, root, &mut files);
+    files.sort();
+    let mut out = String::from("/// Every file under `cards/`, as (relative path, contents).\npub static EMBEDDED: &[(&str, &str)] = &[\n");
+    for relative in files {
+        let absolute = fs::canonicalize(root.join(&relative)).expect("content file path");
+        out.push_str(&format!("    ({relative:?}, include_str!({:?})),\n", absolute.display().to_string()));
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("embedded_content.rs");
+    fs::write(dest, out).expect("write embedded_content.rs");
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("toml" | "json")) {
+            let relative = path.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+            files.push(relative);
+        }
+    }
+}

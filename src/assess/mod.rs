@@ -1,0 +1,114 @@
+//! Clinical assessment: pure functions of (record, content, today). No I/O, no clock, no globals,
+//! so every rule is a table of cases in the tests and a line in a benchmark.
+
+mod episode;
+mod imaging;
+mod red_flags;
+
+use time::Date;
+
+pub use episode::Episode;
+pub use imaging::{ConditionalReason, ImagingAssessment, ImagingVerdict, LumbarOrder, PamaRating};
+pub use red_flags::RedFlag;
+
+use crate::content::{Content, RedFlagCategory};
+use crate::record::{PatientRecord, ResourceKind};
+
+/// A resource that supports a finding, with a short description of what in it counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub reference: String,
+    pub description: String,
+}
+
+/// Which draft orders the hook asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderScope {
+    /// patient-view: no orders.
+    None,
+    /// order-select: `context.selections` only.
+    Selected,
+    /// order-sign: every draft order.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgeGroup {
+    Adult(i32),
+    Child(i32),
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    pub age: AgeGroup,
+    /// The current low back pain episode, if the record shows one.
+    pub episode: Option<Episode>,
+    pub red_flags: Vec<RedFlag>,
+    pub imaging: Vec<ImagingAssessment>,
+    /// Missing, incomplete or ambiguous data, in words for the cards.
+    pub data_notes: Vec<String>,
+}
+
+impl Assessment {
+    /// Whether the adult low back pain rules apply at all.
+    pub fn adult_rules_apply(&self) -> bool {
+        !matches!(self.age, AgeGroup::Child(_))
+    }
+
+    pub fn has_red_flag(&self, category: RedFlagCategory) -> bool {
+        self.red_flags.iter().any(|flag| flag.category == category)
+    }
+
+    pub fn red_flag_categories(&self) -> Vec<RedFlagCategory> {
+        let mut categories: Vec<RedFlagCategory> = self.red_flags.iter().map(|flag| flag.category).collect();
+        categories.sort();
+        categories.dedup();
+        categories
+    }
+}
+
+/// Assesses a record. `today` is the clinical date (the service's clock, or a fixed date).
+pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: OrderScope) -> Assessment {
+    let thresholds = &content.rules.thresholds;
+    let mut data_notes = Vec::new();
+    let age = match record.age_on(today) {
+        Some(age) if age >= thresholds.adult_age_years => AgeGroup::Adult(age),
+        Some(age) => AgeGroup::Child(age),
+        None => {
+            data_notes.push(format!(
+                "The patient's birth date is not on record: these rules are for adults ({}+), and age-based red flags (fracture risk over {}) could not be checked.",
+                thresholds.adult_age_years, thresholds.fracture_age_years
+            ));
+            AgeGroup::Unknown
+        }
+    };
+    if let AgeGroup::Child(_) = age {
+        return Assessment { age, episode: None, red_flags: Vec::new(), imaging: Vec::new(), data_notes };
+    }
+    for kind in [ResourceKind::Condition, ResourceKind::Observation, ResourceKind::MedicationRequest] {
+        match record.availability(kind) {
+            crate::record::Availability::Complete => {}
+            crate::record::Availability::Incomplete(reason) => {
+                data_notes.push(format!("Only part of the patient's {} was available ({reason}).", kind.plural()));
+            }
+            crate::record::Availability::Missing(reason) => {
+                data_notes.push(format!("The patient's {} were not available ({reason}).", kind.plural()));
+            }
+        }
+    }
+    let orders = imaging::lumbar_orders(record, content, scope);
+    let episode = episode::current_episode(record, content, today, &orders, &mut data_notes);
+    let age_years = match age {
+        AgeGroup::Adult(years) | AgeGroup::Child(years) => Some(years),
+        AgeGroup::Unknown => None,
+    };
+    let red_flags = red_flags::find(record, content, today, age_years, &mut data_notes);
+    let imaging = imaging::assess_orders(orders, record, content, episode.as_ref(), &red_flags);
+    Assessment { age, episode, red_flags, imaging, data_notes }
+}
+
+/// Whole days from `from` to `to` (negative when `from` is later).
+pub(crate) fn days_between(from: Date, to: Date) -> i64 {
+    (to - from).whole_days()
+}

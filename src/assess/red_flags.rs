@@ -1,0 +1,298 @@
+//! Red flags: findings that make serious pathology possible and change what imaging is for.
+
+use time::Date;
+
+use super::{days_between, Evidence};
+use crate::content::{Content, Lookback, RedFlagCategory};
+use crate::record::{Concept, MedicationRequest, Observation, PatientRecord, Quantity};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedFlag {
+    pub category: RedFlagCategory,
+    /// Rule id from `rules.toml`, or a built-in rule name (`fever-observation`, ...).
+    pub rule: String,
+    pub finding: String,
+    pub guideline: String,
+    pub evidence: Vec<Evidence>,
+}
+
+pub(super) fn find(
+    record: &PatientRecord,
+    content: &Content,
+    today: Date,
+    age: Option<i32>,
+    notes: &mut Vec<String>,
+) -> Vec<RedFlag> {
+    let mut flags = Vec::new();
+    condition_flags(record, content, today, age, &mut flags);
+    if let Some(flag) = fever(record, content, today, notes) {
+        flags.push(flag);
+    }
+    if let Some(flag) = weight_loss(record, content, today, notes) {
+        flags.push(flag);
+    }
+    if let Some(flag) = corticosteroids(record, content, today, notes) {
+        flags.push(flag);
+    }
+    flags.sort_by(|a, b| a.category.cmp(&b.category));
+    flags
+}
+
+fn condition_flags(
+    record: &PatientRecord,
+    content: &Content,
+    today: Date,
+    age: Option<i32>,
+    flags: &mut Vec<RedFlag>,
+) {
+    for rule in &content.rules.red_flags {
+        if let Some(min_age) = rule.min_age_years {
+            if !age.is_some_and(|age| age > min_age) {
+                continue;
+            }
+        }
+        let set = content.value_set(&rule.value_set);
+        let evidence: Vec<Evidence> = record
+            .conditions
+            .iter()
+            .filter(|condition| condition.counts())
+            .filter_map(|condition| {
+                let matched = set.match_concept(&condition.code)?;
+                let in_window = match rule.lookback {
+                    Lookback::AnyTime => true,
+                    Lookback::Days(days) => {
+                        condition.is_active()
+                            || condition.last_date().is_some_and(|d| days_between(d, today) <= i64::from(days))
+                    }
+                };
+                if !in_window {
+                    return None;
+                }
+                let status = condition.clinical_status.as_deref().unwrap_or("no clinical status");
+                let date = condition.first_date().map(|d| format!(", since {d}")).unwrap_or_default();
+                Some(Evidence {
+                    reference: condition.reference.clone(),
+                    description: format!("{} ({status}{date})", matched.concept.describe()),
+                })
+            })
+            .collect();
+        if !evidence.is_empty() {
+            let finding = match (rule.min_age_years, age) {
+                (Some(_), Some(age)) => format!("{} (age {age})", rule.finding),
+                _ => rule.finding.clone(),
+            };
+            flags.push(RedFlag {
+                category: rule.category,
+                rule: rule.id.clone(),
+                finding,
+                guideline: rule.guideline.clone(),
+                evidence,
+            });
+        }
+    }
+}
+
+/// A temperature in °C, from the UCUM code or unit text. `None` when the unit is unknown:
+/// a number without a unit is never guessed at.
+pub(crate) fn celsius(quantity: &Quantity) -> Option<f64> {
+    let unit = quantity.code.as_deref().or(quantity.unit.as_deref())?.trim();
+    match unit {
+        "Cel" | "°C" | "C" | "degC" | "cel" | "celsius" | "Celsius" => Some(quantity.value),
+        "[degF]" | "°F" | "F" | "degF" | "fahrenheit" | "Fahrenheit" => Some((quantity.value - 32.0) * 5.0 / 9.0),
+        "K" | "kelvin" => Some(quantity.value - 273.15),
+        _ => None,
+    }
+}
+
+/// A body weight in kg, from the UCUM code or unit text.
+pub(crate) fn kilograms(quantity: &Quantity) -> Option<f64> {
+    let unit = quantity.code.as_deref().or(quantity.unit.as_deref())?.trim();
+    match unit {
+        "kg" | "kilogram" | "kilograms" => Some(quantity.value),
+        "g" => Some(quantity.value / 1000.0),
+        "[lb_av]" | "lb" | "lbs" | "pound" | "pounds" => Some(quantity.value * 0.453_592_37),
+        _ => None,
+    }
+}
+
+fn dated_observations<'a>(
+    record: &'a PatientRecord,
+    content: &'a Content,
+    value_set: &'a str,
+) -> impl Iterator<Item = &'a Observation> {
+    let set = content.value_set(value_set);
+    record
+        .observations
+        .iter()
+        .filter(|observation| observation.counts())
+        .filter(move |observation| set.match_concept(&observation.code).is_some())
+}
+
+fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> Option<RedFlag> {
+    let thresholds = &content.rules.thresholds;
+    let window = i64::from(thresholds.fever_lookback_days);
+    let mut evidence = Vec::new();
+    for observation in dated_observations(record, content, "body-temperature") {
+        let Some(date) = observation.effective else { continue };
+        let age_days = days_between(date, today);
+        if !(0..=window).contains(&age_days) {
+            continue;
+        }
+        let Some(quantity) = &observation.value_quantity else { continue };
+        match celsius(quantity) {
+            Some(value) if value >= thresholds.fever_celsius => evidence.push(Evidence {
+                reference: observation.reference.clone(),
+                description: format!(
+                    "temperature {} {} ({value:.1} °C) on {date}",
+                    quantity.value,
+                    quantity.code.as_deref().or(quantity.unit.as_deref()).unwrap_or("")
+                ),
+            }),
+            Some(_) => {}
+            None => notes.push(format!(
+                "{} records a temperature of {} with no recognised unit; it was not used.",
+                observation.reference, quantity.value
+            )),
+        }
+    }
+    (!evidence.is_empty()).then(|| RedFlag {
+        category: RedFlagCategory::Infection,
+        rule: "fever-observation".into(),
+        finding: format!("Fever ≥ {:.1} °C in the last {window} days", thresholds.fever_celsius),
+        guideline: "ACP/APS 2007 (Chou): fever; ACR Appropriateness Criteria, Low Back Pain, variant 7".into(),
+        evidence,
+    })
+}
+
+fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> Option<RedFlag> {
+    let thresholds = &content.rules.thresholds;
+    let window = i64::from(thresholds.weight_loss_window_days);
+    let mut weights: Vec<(Date, f64, &Observation)> = Vec::new();
+    for observation in dated_observations(record, content, "body-weight") {
+        let (Some(date), Some(quantity)) = (observation.effective, &observation.value_quantity) else { continue };
+        if !(0..=window).contains(&days_between(date, today)) {
+            continue;
+        }
+        match kilograms(quantity) {
+            Some(kg) if kg > 0.0 => weights.push((date, kg, observation)),
+            Some(_) => {}
+            None => notes.push(format!("{} records a weight with no recognised unit; it was not used.", observation.reference)),
+        }
+    }
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    let (first, last) = (weights.first()?, weights.last()?);
+    if first.0 == last.0 {
+        return None;
+    }
+    let loss = (first.1 - last.1) / first.1 * 100.0;
+    (loss > thresholds.weight_loss_percent).then(|| RedFlag {
+        category: RedFlagCategory::Cancer,
+        rule: "weight-loss-observation".into(),
+        finding: format!(
+            "Weight loss of {loss:.1}% ({:.1} kg on {} to {:.1} kg on {}), more than {}% within {} days",
+            first.1, first.0, last.1, last.0, thresholds.weight_loss_percent, window
+        ),
+        guideline: "ACP/APS 2007 (Chou): unexplained weight loss (threshold by convention)".into(),
+        evidence: vec![
+            Evidence { reference: first.2.reference.clone(), description: format!("weight {:.1} kg on {}", first.1, first.0) },
+            Evidence { reference: last.2.reference.clone(), description: format!("weight {:.1} kg on {}", last.1, last.0) },
+        ],
+    })
+}
+
+/// Routes that make a corticosteroid local rather than systemic.
+const LOCAL_ROUTES: [&str; 10] =
+    ["inhal", "topical", "nasal", "ophthalm", "otic", "cutaneous", "intra-articular", "intraarticular", "dermal", "eye"];
+
+fn is_local_route(routes: &[Concept]) -> bool {
+    routes.iter().any(|route| {
+        let text = std::iter::once(route.text.as_deref().unwrap_or(""))
+            .chain(route.codes.iter().map(|c| c.display.as_deref().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        LOCAL_ROUTES.iter().any(|word| text.contains(word))
+    })
+}
+
+fn is_corticosteroid(medication: &MedicationRequest, content: &Content) -> bool {
+    let set = content.value_set("systemic-corticosteroids");
+    if set.match_concept(&medication.medication).is_some() {
+        return true;
+    }
+    // Orders are usually coded by product, not ingredient: fall back to the ingredient names.
+    let text = medication.medication.label().to_lowercase();
+    let words: Vec<&str> = text.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    set.concepts().iter().any(|concept| words.contains(&concept.display.to_lowercase().as_str()))
+}
+
+fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> Option<RedFlag> {
+    let thresholds = &content.rules.thresholds;
+    let lookback_start = today - time::Duration::days(i64::from(thresholds.steroid_lookback_days));
+    let mut intervals: Vec<(Date, Date)> = Vec::new();
+    let mut evidence = Vec::new();
+    for medication in &record.medications {
+        if matches!(medication.status.as_str(), "entered-in-error" | "cancelled" | "draft")
+            || !is_corticosteroid(medication, content)
+            || is_local_route(&medication.routes)
+        {
+            continue;
+        }
+        let Some(start) = medication.validity_start.or(medication.authored) else {
+            notes.push(format!(
+                "{} ({}) is a systemic corticosteroid without a date: prolonged use could not be checked.",
+                medication.reference,
+                medication.medication.label()
+            ));
+            continue;
+        };
+        let end = medication.validity_end.or_else(|| {
+            let days = medication.supply_days? * f64::from(medication.repeats + 1);
+            Some(start + time::Duration::days(days.ceil() as i64))
+        });
+        let Some(end) = end else {
+            if start >= lookback_start {
+                notes.push(format!(
+                    "{} ({}) is a systemic corticosteroid with no supply duration or validity period: prolonged use could not be excluded.",
+                    medication.reference,
+                    medication.medication.label()
+                ));
+            }
+            continue;
+        };
+        let (from, to) = (start.max(lookback_start), end.min(today));
+        if from < to {
+            intervals.push((from, to));
+            evidence.push(Evidence {
+                reference: medication.reference.clone(),
+                description: format!("{} from {start} to {end}", medication.medication.label()),
+            });
+        }
+    }
+    intervals.sort();
+    let mut covered = 0;
+    let mut current: Option<(Date, Date)> = None;
+    for (from, to) in intervals {
+        current = match current {
+            Some((start, end)) if from <= end => Some((start, end.max(to))),
+            Some((start, end)) => {
+                covered += days_between(start, end);
+                Some((from, to))
+            }
+            None => Some((from, to)),
+        };
+    }
+    if let Some((start, end)) = current {
+        covered += days_between(start, end);
+    }
+    (covered >= i64::from(thresholds.steroid_min_days)).then(|| RedFlag {
+        category: RedFlagCategory::Fracture,
+        rule: "corticosteroid-course".into(),
+        finding: format!(
+            "Systemic corticosteroids for {covered} days in the last {} days (threshold {} days)",
+            thresholds.steroid_lookback_days, thresholds.steroid_min_days
+        ),
+        guideline: "ACR Appropriateness Criteria, Low Back Pain, variant 6 (chronic steroid use); HEDIS (90 days)".into(),
+        evidence,
+    })
+}

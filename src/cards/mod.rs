@@ -1,0 +1,453 @@
+//! Cards and system actions, rendered from an assessment with the texts in `cards/`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::assess::{
+    Assessment, Evidence, ImagingAssessment, ImagingVerdict, OrderScope, PamaRating, RedFlag,
+};
+use crate::content::{ActionKind, CardTemplate, Content, RedFlagCategory};
+use crate::hooks::{
+    response::{ActionType, LinkType},
+    Action, Card, CdsResponse, Coding, Hook, Link, Source, Suggestion,
+};
+use crate::record::PatientRecord;
+
+pub const CARD_TYPE_SYSTEM: &str = "urn:lbp-cds:card-type";
+/// The key of this service's member in a response's `extension`.
+pub const EXTENSION_KEY: &str = "lbp-cds";
+const PAMA_RATING: &str = "http://fhir.org/argonaut/Extension/pama-rating";
+const PAMA_RATING_SYSTEM: &str = "http://fhir.org/argonaut/CodeSystem/pama-rating";
+const PAMA_CONSULTED: &str = "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted";
+const PAMA_CONSULT_ID: &str = "http://fhir.org/argonaut/Extension/pama-rating-consult-id";
+const PAMA_AUC: &str = "http://fhir.org/argonaut/Extension/pama-rating-auc-applied";
+const SUMMARY_LIMIT: usize = 139;
+/// Card uuids are derived from the hook instance, so a repeated call (clients re-fire hooks)
+/// returns the same uuids and feedback matches either answer.
+const UUID_NAMESPACE: Uuid = Uuid::from_u128(0x6c62_702d_6364_7300_8000_0000_0000_0001);
+
+/// What the renderer needs to know about the call.
+#[derive(Debug, Clone)]
+pub struct RenderContext<'a> {
+    pub hook: Hook,
+    pub hook_instance: &'a str,
+    pub patient_id: &'a str,
+    /// Mirror systemActions into `extension.systemActions` for older clients.
+    pub mirror_system_actions: bool,
+}
+
+impl RenderContext<'_> {
+    pub fn scope(&self) -> OrderScope {
+        match self.hook {
+            Hook::PatientView => OrderScope::None,
+            Hook::OrderSelect => OrderScope::Selected,
+            Hook::OrderSign => OrderScope::All,
+        }
+    }
+}
+
+pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content, ctx: &RenderContext<'_>) -> CdsResponse {
+    let mut cards = Vec::new();
+    let mut system_actions = Vec::new();
+    let notes = data_notes(&assessment.data_notes);
+
+    // Red flags show on patient-view for an episode of low back pain, and on the order hooks
+    // beside a lumbar imaging order (not on every unrelated order).
+    let show_red_flags = assessment.adult_rules_apply()
+        && match ctx.hook {
+            Hook::PatientView => assessment.episode.is_some(),
+            Hook::OrderSelect | Hook::OrderSign => !assessment.imaging.is_empty(),
+        };
+    if show_red_flags {
+        for category in assessment.red_flag_categories() {
+            let flags: Vec<&RedFlag> = assessment.red_flags.iter().filter(|f| f.category == category).collect();
+            cards.push(red_flag_card(category, &flags, assessment, content, ctx, &notes));
+        }
+    }
+    if assessment.adult_rules_apply() {
+        for imaging in &assessment.imaging {
+            cards.push(imaging_card(imaging, assessment, content, ctx, &notes));
+            if let Some(rating) = imaging.pama {
+                if let Some(action) = pama_action(imaging, rating, record, content, ctx) {
+                    system_actions.push(action);
+                }
+            }
+        }
+    }
+    // Most urgent first, as clients display them.
+    cards.sort_by(|a, b| b.indicator.cmp(&a.indicator));
+
+    let mut extension = serde_json::Map::new();
+    let report = data_report(record, assessment);
+    if !report.is_empty() {
+        extension.insert(EXTENSION_KEY.to_owned(), Value::Object(report));
+    }
+    if ctx.mirror_system_actions && !system_actions.is_empty() {
+        extension.insert("systemActions".to_owned(), serde_json::to_value(&system_actions).unwrap_or(Value::Null));
+    }
+    CdsResponse { cards, system_actions, extension }
+}
+
+/// What the service could not read or use, so the client (and its logs) can see it.
+fn data_report(record: &PatientRecord, assessment: &Assessment) -> serde_json::Map<String, Value> {
+    let mut report = serde_json::Map::new();
+    if record.keys.iter().any(|key| key.status != "loaded" && key.status != "null") {
+        report.insert("prefetch".into(), json!(record.keys));
+    }
+    if !record.skipped.is_empty() {
+        report.insert("skippedResources".into(), json!(record.skipped));
+    }
+    if record.ignored > 0 {
+        report.insert("ignoredResources".into(), json!(record.ignored));
+    }
+    if !assessment.data_notes.is_empty() {
+        report.insert("dataNotes".into(), json!(assessment.data_notes));
+    }
+    report
+}
+
+fn card_uuid(ctx: &RenderContext<'_>, card_type: &str, subject: &str) -> Uuid {
+    Uuid::new_v5(&UUID_NAMESPACE, format!("{}|{card_type}|{subject}", ctx.hook_instance).as_bytes())
+}
+
+fn red_flag_card(
+    category: RedFlagCategory,
+    flags: &[&RedFlag],
+    assessment: &Assessment,
+    content: &Content,
+    ctx: &RenderContext<'_>,
+    notes: &str,
+) -> Card {
+    let template = content.card(category.card_type());
+    let finding_summary = shorten(&flags.iter().map(|f| lowercase_first(&f.finding)).collect::<Vec<_>>().join("; "), 50);
+    let vars = BTreeMap::from([
+        ("finding_summary", finding_summary),
+        ("findings", findings_markdown(flags)),
+        ("duration", duration_sentence(assessment)),
+        ("data_notes", notes.to_owned()),
+    ]);
+    let uuid = card_uuid(ctx, category.card_type(), "");
+    build_card(template, &vars, uuid, None)
+}
+
+fn imaging_card(
+    imaging: &ImagingAssessment,
+    assessment: &Assessment,
+    content: &Content,
+    ctx: &RenderContext<'_>,
+    notes: &str,
+) -> Card {
+    let thresholds = &content.rules.thresholds;
+    let (card_type, acr_variant, rating, extra_note) = match &imaging.verdict {
+        ImagingVerdict::NotIndicated { variant } => {
+            ("imaging-not-indicated", variant.clone(), "usually not appropriate".to_owned(), None)
+        }
+        ImagingVerdict::Indicated { variants, rating, .. } => {
+            ("imaging-indicated", variants.join("; "), rating.label().to_owned(), None)
+        }
+        ImagingVerdict::Conditional(reason) => {
+            let why = match reason {
+                crate::assess::ConditionalReason::BeyondThreshold => format!(
+                    "symptoms have lasted {} weeks or more without a red flag; whether imaging is appropriate depends on prior conservative care, which the record does not show.",
+                    thresholds.imaging_threshold_weeks
+                ),
+                crate::assess::ConditionalReason::UnknownDuration => {
+                    "no onset or recorded date is on record for the low back pain diagnosis, so the symptom duration is unknown.".to_owned()
+                }
+                crate::assess::ConditionalReason::NoDiagnosis => {
+                    "no low back pain diagnosis is on record, so the indication for this order is unknown.".to_owned()
+                }
+                crate::assess::ConditionalReason::IncompleteData => {
+                    "data needed to rule out red flags is missing or incomplete (see the data notes).".to_owned()
+                }
+            };
+            (
+                "imaging-conditional",
+                "ACR variant 2 or 3, depending on prior conservative care".to_owned(),
+                "not rated".to_owned(),
+                Some(format!("**Why this order is not rated:** {why}")),
+            )
+        }
+    };
+    let red_flags: Vec<&RedFlag> = assessment.red_flags.iter().collect();
+    let finding_summary = shorten(
+        &assessment.red_flag_categories().iter().map(|c| c.label()).collect::<Vec<_>>().join(", "),
+        50,
+    );
+    let order = &imaging.order;
+    let notes = match extra_note {
+        Some(note) if notes.is_empty() => note,
+        Some(note) => format!("{note}\n\n{notes}"),
+        None => notes.to_owned(),
+    };
+    let vars = BTreeMap::from([
+        ("modality", order.modality.label().to_owned()),
+        ("order", format!("{} (`{}`, recognised by {})", order.label, order.reference, order.matched_by)),
+        ("duration", duration_sentence(assessment)),
+        ("duration_short", duration_short(assessment)),
+        ("threshold_weeks", thresholds.imaging_threshold_weeks.to_string()),
+        ("red_flags", findings_markdown(&red_flags)),
+        ("finding_summary", finding_summary),
+        ("acr_variant", acr_variant),
+        ("rating", rating),
+        ("data_notes", notes),
+    ]);
+    let uuid = card_uuid(ctx, card_type, &order.reference);
+    let template = content.card(card_type);
+    build_card(template, &vars, uuid, Some((imaging, ctx, content)))
+}
+
+fn build_card(
+    template: &CardTemplate,
+    vars: &BTreeMap<&str, String>,
+    uuid: Uuid,
+    order: Option<(&ImagingAssessment, &RenderContext<'_>, &Content)>,
+) -> Card {
+    let lookup = |name: &str| vars.get(name).map(String::as_str);
+    let summary = shorten(template.summary.render(lookup).trim(), SUMMARY_LIMIT);
+    let detail = tidy_markdown(&template.detail.render(lookup));
+    let suggestions: Vec<Suggestion> = match order {
+        Some((imaging, ctx, content)) if imaging.order.has_id => template
+            .suggestions
+            .iter()
+            .map(|suggestion| Suggestion {
+                label: suggestion.label.render(lookup),
+                uuid: Uuid::new_v5(&uuid, suggestion.key.as_bytes()).to_string(),
+                is_recommended: Some(suggestion.recommended),
+                actions: suggestion
+                    .actions
+                    .iter()
+                    .map(|action| {
+                        let description = action.description.render(lookup);
+                        match action.kind {
+                            ActionKind::DeleteOrder => Action {
+                                action_type: ActionType::Delete,
+                                description,
+                                resource: None,
+                                resource_id: Some(imaging.order.reference.clone()),
+                            },
+                            ActionKind::CreateReferral => Action {
+                                action_type: ActionType::Create,
+                                description,
+                                resource: Some(referral_resource(
+                                    content,
+                                    action.referral.as_deref().unwrap_or_default(),
+                                    ctx.patient_id,
+                                )),
+                                resource_id: None,
+                            },
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Card {
+        uuid: uuid.to_string(),
+        summary,
+        detail: (!detail.is_empty()).then_some(detail),
+        indicator: template.indicator,
+        source: Source {
+            label: template.source.label.clone(),
+            url: template.source.url.clone(),
+            topic: Some(Coding {
+                system: CARD_TYPE_SYSTEM.to_owned(),
+                code: template.card_type.clone(),
+                display: Some(template.source.topic_display.clone()),
+            }),
+        },
+        selection_behavior: if suggestions.is_empty() { None } else { template.selection_behavior },
+        suggestions,
+        override_reasons: template
+            .override_reasons
+            .iter()
+            .map(|reason| Coding {
+                system: "urn:lbp-cds:override-reason".to_owned(),
+                code: reason.code.clone(),
+                display: Some(reason.display.clone()),
+            })
+            .collect(),
+        links: template
+            .links
+            .iter()
+            .map(|link| Link { label: link.label.clone(), url: link.url.clone(), link_type: LinkType::Absolute, app_context: None })
+            .collect(),
+    }
+}
+
+/// A draft ServiceRequest for a referral from `referrals.toml`.
+pub fn referral_resource(content: &Content, name: &str, patient_id: &str) -> Value {
+    let Some(referral) = content.referrals.get(name) else { return Value::Null };
+    json!({
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]}],
+        "code": {
+            "coding": [{"system": referral.system, "code": referral.code, "display": referral.display}],
+            "text": referral.text
+        },
+        "subject": {"reference": format!("Patient/{patient_id}")}
+    })
+}
+
+/// The draft order with the Argonaut PAMA rating extensions added.
+fn pama_action(
+    imaging: &ImagingAssessment,
+    rating: PamaRating,
+    record: &PatientRecord,
+    content: &Content,
+    ctx: &RenderContext<'_>,
+) -> Option<Action> {
+    if !imaging.order.has_id {
+        return None; // the EHR could not match an update without an id
+    }
+    let mut resource = record.draft_orders.get(imaging.order.draft_index)?.raw.clone();
+    let object = resource.as_object_mut()?;
+    let consult = card_uuid(ctx, "pama-consult", &imaging.order.reference);
+    let mut extensions: Vec<Value> = match object.remove("extension") {
+        Some(Value::Array(existing)) => existing
+            .into_iter()
+            .filter(|e| !e.get("url").and_then(Value::as_str).is_some_and(|u| u.starts_with("http://fhir.org/argonaut/Extension/pama-rating")))
+            .collect(),
+        _ => Vec::new(),
+    };
+    extensions.push(json!({
+        "url": PAMA_RATING,
+        "valueCodeableConcept": {"coding": [{"system": PAMA_RATING_SYSTEM, "code": rating.code()}]}
+    }));
+    extensions.push(json!({"url": PAMA_CONSULTED, "valueString": content.rules.imaging.qcdsm_name}));
+    extensions.push(json!({"url": PAMA_CONSULT_ID, "valueUri": format!("urn:uuid:{consult}")}));
+    extensions.push(json!({"url": PAMA_AUC, "valueUri": content.rules.imaging.auc_url}));
+    object.insert("extension".into(), Value::Array(extensions));
+    Some(Action {
+        action_type: ActionType::Update,
+        description: format!("PAMA appropriateness rating for {}: {}", imaging.order.reference, rating.code()),
+        resource: Some(resource),
+        resource_id: None,
+    })
+}
+
+fn findings_markdown(flags: &[&RedFlag]) -> String {
+    let mut out = String::new();
+    for flag in flags {
+        out.push_str(&format!("- **{}** ({}; rule `{}`)\n", flag.finding, flag.guideline, flag.rule));
+        for evidence in &flag.evidence {
+            out.push_str(&format!("  - `{}`: {}\n", evidence.reference, evidence.description));
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+fn evidence_list(evidence: &[Evidence]) -> String {
+    evidence.iter().map(|e| format!("`{}`", e.reference)).collect::<Vec<_>>().join(", ")
+}
+
+fn duration_sentence(assessment: &Assessment) -> String {
+    let Some(episode) = &assessment.episode else {
+        return "**Symptom duration:** no low back pain diagnosis is on record.".to_owned();
+    };
+    let sources = evidence_list(&episode.evidence);
+    match (episode.duration_days, episode.start) {
+        (Some(days), _) if episode.chronic_diagnosis && episode.start.is_none_or(|_| days <= 84) => format!(
+            "**Symptom duration:** at least 12 weeks: a chronic low back pain diagnosis is recorded ({sources})."
+        ),
+        (Some(days), Some(start)) => format!(
+            "**Symptom duration:** {} ({days} days) since {start}, the earliest low back pain diagnosis of this episode ({sources}).",
+            weeks_text(days)
+        ),
+        _ => format!("**Symptom duration:** unknown: the low back pain diagnoses carry no onset or recorded date ({sources})."),
+    }
+}
+
+fn duration_short(assessment: &Assessment) -> String {
+    match &assessment.episode {
+        None => "no LBP diagnosis".to_owned(),
+        Some(episode) => match episode.duration_days {
+            Some(days) if episode.chronic_diagnosis && days <= 84 => "chronic, ≥ 12 weeks".to_owned(),
+            Some(days) => weeks_text(days),
+            None => "duration unknown".to_owned(),
+        },
+    }
+}
+
+fn weeks_text(days: i64) -> String {
+    match days / 7 {
+        0 => format!("{days} day{}", if days == 1 { "" } else { "s" }),
+        1 => "1 week".to_owned(),
+        weeks => format!("{weeks} weeks"),
+    }
+}
+
+fn data_notes(notes: &[String]) -> String {
+    if notes.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("**Data notes:**\n");
+    for note in notes {
+        out.push_str(&format!("- {note}\n"));
+    }
+    out.trim_end().to_owned()
+}
+
+/// Removes the blank lines left by empty placeholders.
+fn tidy_markdown(text: &str) -> String {
+    let mut out = String::new();
+    let mut blank = 0;
+    for line in text.trim().lines() {
+        if line.trim().is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        out.push_str(line.trim_end());
+    }
+    out
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Cuts text to at most `limit` characters at a word boundary, ending with "…".
+pub fn shorten(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(limit - 1).collect();
+    let cut = match cut.rfind(' ') {
+        Some(space) if space > limit / 2 => cut[..space].trim_end_matches([',', ';', ':']).to_owned(),
+        _ => cut,
+    };
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortens_at_word_boundaries_within_the_limit() {
+        let text = "one two three four five six seven eight nine ten";
+        let short = shorten(text, 20);
+        assert!(short.chars().count() <= 20, "{short}");
+        assert!(short.ends_with('…'));
+        assert_eq!(shorten("short", 20), "short");
+    }
+
+    #[test]
+    fn tidies_blank_lines_left_by_empty_placeholders() {
+        assert_eq!(tidy_markdown("a\n\n\n\nb\n\n\n"), "a\n\nb");
+        assert_eq!(tidy_markdown("- a\n- b"), "- a\n- b");
+    }
+}

@@ -1,0 +1,142 @@
+//! Configuration: command-line flags, each with an environment variable, and safe defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use time::Date;
+
+use crate::content::{Content, ContentError};
+use crate::evaluate::Options;
+
+#[derive(Debug, Parser)]
+#[command(name = "lbp-cds", version, about = "CDS Hooks service for adult low back pain")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the CDS Hooks service.
+    Serve(ServeArgs),
+    /// Print the cards for a stored hook request, offline.
+    Evaluate(EvaluateArgs),
+    /// Validate a content directory and exit.
+    CheckContent(ContentArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ContentArgs {
+    /// Clinical content directory (card texts, value sets, rules). Default: the copy of `cards/`
+    /// built into the binary.
+    #[arg(long, env = "LBP_CDS_CONTENT")]
+    pub content: Option<PathBuf>,
+}
+
+impl ContentArgs {
+    pub fn load(&self) -> Result<Content, ContentError> {
+        match &self.content {
+            Some(dir) => Content::from_dir(dir),
+            None => Content::embedded(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClockArgs {
+    /// Evaluate as if today were this date (YYYY-MM-DD): for audits, demos and tests.
+    /// Default: the system clock's date (UTC).
+    #[arg(long, env = "LBP_CDS_TODAY", value_parser = parse_date)]
+    pub today: Option<Date>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LBP_CDS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub content: ContentArgs,
+    #[command(flatten)]
+    pub clock: ClockArgs,
+    /// Largest accepted request body, in bytes (413 above it).
+    #[arg(long, env = "LBP_CDS_BODY_LIMIT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Time limit for one request, in milliseconds (408 past it).
+    #[arg(long, env = "LBP_CDS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Include patient ids in logs. Off by default: patient ids are PHI.
+    #[arg(long, env = "LBP_CDS_LOG_PATIENT_IDS", default_value_t = false)]
+    pub log_patient_ids: bool,
+    /// Also return the PAMA ratings in `extension.systemActions`, for clients that read them
+    /// only there (the public CDS Hooks sandbox).
+    #[arg(long, env = "LBP_CDS_PAMA_EXTENSION_MIRROR", default_value_t = false)]
+    pub pama_extension_mirror: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// A stored hook request (JSON).
+    pub file: PathBuf,
+    /// Service id; default: the service for the request's hook.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Print the raw CDS Hooks response instead of the readable summary.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub content: ContentArgs,
+    #[command(flatten)]
+    pub clock: ClockArgs,
+    #[arg(long, env = "LBP_CDS_PAMA_EXTENSION_MIRROR", default_value_t = false)]
+    pub pama_extension_mirror: bool,
+}
+
+fn parse_date(value: &str) -> Result<Date, String> {
+    Date::parse(value, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
+}
+
+/// Settings the running service needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub fixed_today: Option<Date>,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub log_patient_ids: bool,
+    pub pama_extension_mirror: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            fixed_today: None,
+            body_limit_bytes: 10 * 1024 * 1024,
+            request_timeout_ms: 10_000,
+            log_patient_ids: false,
+            pama_extension_mirror: false,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Settings {
+        Settings {
+            fixed_today: args.clock.today,
+            body_limit_bytes: args.body_limit_bytes,
+            request_timeout_ms: args.request_timeout_ms,
+            log_patient_ids: args.log_patient_ids,
+            pama_extension_mirror: args.pama_extension_mirror,
+        }
+    }
+
+    /// The clinical date: fixed when configured, else today's date in UTC.
+    pub fn today(&self) -> Date {
+        self.fixed_today.unwrap_or_else(|| time::OffsetDateTime::now_utc().date())
+    }
+
+    pub fn options(&self) -> Options {
+        Options { mirror_system_actions: self.pama_extension_mirror }
+    }
+}

@@ -1,0 +1,747 @@
+//! Clinical content from `cards/`: thresholds, red-flag rules, value sets, card texts and service
+//! definitions. Loaded and validated once at start-up; any error names the file and the field.
+
+mod template;
+mod valueset;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use template::Template;
+pub use valueset::{system_name, Confirmation, Match, Modality, ValueSet, ValueSetConcept};
+
+use crate::hooks::{Hook, Indicator, SelectionBehavior};
+use crate::record::ResourceKind;
+
+/// An invalid content file. Start-up stops with this message.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid content in {file}, field `{field}`: {message}")]
+pub struct ContentError {
+    pub file: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl ContentError {
+    pub fn new(file: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> ContentError {
+        ContentError { file: file.into(), field: field.into(), message: message.into() }
+    }
+}
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_content.rs"));
+}
+
+/// Card types, as sent in `source.topic.code` (system `urn:lbp-cds:card-type`).
+pub const CARD_TYPES: [&str; 8] = [
+    "red-flag-cauda-equina",
+    "red-flag-neurologic-deficit",
+    "red-flag-cancer",
+    "red-flag-infection",
+    "red-flag-fracture",
+    "imaging-not-indicated",
+    "imaging-indicated",
+    "imaging-conditional",
+];
+
+/// Value sets the rules refer to by name (in code, beyond those named in `rules.toml`).
+pub const REQUIRED_VALUE_SETS: [&str; 5] =
+    ["lbp-diagnosis", "lumbar-imaging", "body-temperature", "body-weight", "systemic-corticosteroids"];
+
+const RED_FLAG_PLACEHOLDERS: &[&str] = &["finding_summary", "findings", "duration", "data_notes"];
+const IMAGING_PLACEHOLDERS: &[&str] = &[
+    "modality",
+    "order",
+    "duration",
+    "duration_short",
+    "threshold_weeks",
+    "red_flags",
+    "finding_summary",
+    "acr_variant",
+    "rating",
+    "data_notes",
+];
+
+/// The five red-flag categories; each has its own card type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedFlagCategory {
+    CaudaEquina,
+    NeurologicDeficit,
+    Cancer,
+    Infection,
+    Fracture,
+}
+
+impl RedFlagCategory {
+    pub const ALL: [RedFlagCategory; 5] = [
+        RedFlagCategory::CaudaEquina,
+        RedFlagCategory::NeurologicDeficit,
+        RedFlagCategory::Cancer,
+        RedFlagCategory::Infection,
+        RedFlagCategory::Fracture,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            RedFlagCategory::CaudaEquina => "cauda-equina",
+            RedFlagCategory::NeurologicDeficit => "neurologic-deficit",
+            RedFlagCategory::Cancer => "cancer",
+            RedFlagCategory::Infection => "infection",
+            RedFlagCategory::Fracture => "fracture",
+        }
+    }
+
+    pub fn card_type(self) -> &'static str {
+        match self {
+            RedFlagCategory::CaudaEquina => "red-flag-cauda-equina",
+            RedFlagCategory::NeurologicDeficit => "red-flag-neurologic-deficit",
+            RedFlagCategory::Cancer => "red-flag-cancer",
+            RedFlagCategory::Infection => "red-flag-infection",
+            RedFlagCategory::Fracture => "red-flag-fracture",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RedFlagCategory::CaudaEquina => "cauda equina syndrome",
+            RedFlagCategory::NeurologicDeficit => "neurological deficit",
+            RedFlagCategory::Cancer => "cancer",
+            RedFlagCategory::Infection => "infection",
+            RedFlagCategory::Fracture => "fracture",
+        }
+    }
+}
+
+/// Numeric thresholds and windows (`rules.toml` `[thresholds]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub adult_age_years: i32,
+    /// Below this many weeks without a red flag, lumbar imaging is "not indicated".
+    pub imaging_threshold_weeks: u32,
+    /// A gap this long between low back pain diagnoses starts a new episode.
+    pub episode_gap_days: u32,
+    pub fever_celsius: f64,
+    pub fever_lookback_days: u32,
+    pub weight_loss_percent: f64,
+    pub weight_loss_window_days: u32,
+    pub steroid_min_days: u32,
+    pub steroid_lookback_days: u32,
+    pub fracture_age_years: i32,
+}
+
+/// How far back a condition counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookback {
+    /// Any time, active or resolved (cancer history, HIV, transplant).
+    AnyTime,
+    /// Active, or dated within this many days.
+    Days(u32),
+}
+
+/// One condition-based red-flag rule (`rules.toml` `[[red_flags]]`).
+#[derive(Debug, Clone)]
+pub struct RedFlagRule {
+    pub id: String,
+    pub category: RedFlagCategory,
+    pub value_set: String,
+    pub finding: String,
+    pub lookback: Lookback,
+    /// The rule fires only above this age (for example trauma over 70).
+    pub min_age_years: Option<i32>,
+    pub guideline: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRedFlagRule {
+    id: String,
+    category: RedFlagCategory,
+    value_set: String,
+    finding: String,
+    lookback: String,
+    #[serde(default)]
+    min_age_years: Option<i32>,
+    guideline: String,
+}
+
+/// ACR rating words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcrRating {
+    UsuallyAppropriate,
+    MayBeAppropriate,
+    UsuallyNotAppropriate,
+}
+
+impl AcrRating {
+    pub fn label(self) -> &'static str {
+        match self {
+            AcrRating::UsuallyAppropriate => "usually appropriate",
+            AcrRating::MayBeAppropriate => "may be appropriate",
+            AcrRating::UsuallyNotAppropriate => "usually not appropriate",
+        }
+    }
+
+    /// Under PAMA, "may be appropriate" adheres to the criteria.
+    pub fn is_appropriate(self) -> bool {
+        !matches!(self, AcrRating::UsuallyNotAppropriate)
+    }
+}
+
+/// One ACR Appropriateness Criteria variant and its ratings per modality.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingVariant {
+    /// A red-flag category, or `none` for "no red flag, acute".
+    pub applies_to: String,
+    pub name: String,
+    pub xray: AcrRating,
+    pub ct: AcrRating,
+    pub mri: AcrRating,
+    pub myelography: AcrRating,
+}
+
+impl ImagingVariant {
+    pub fn rating(&self, modality: Modality) -> AcrRating {
+        match modality {
+            Modality::Xray => self.xray,
+            Modality::Ct => self.ct,
+            Modality::Mri => self.mri,
+            Modality::Myelography => self.myelography,
+        }
+    }
+}
+
+/// Words that identify a lumbar imaging order by its text when its codes are local.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingText {
+    pub lumbar: Vec<String>,
+    pub xray: Vec<String>,
+    pub ct: Vec<String>,
+    pub mri: Vec<String>,
+    pub myelography: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imaging {
+    pub text: ImagingText,
+    pub variants: Vec<ImagingVariant>,
+    /// `pama-rating-qcdsm-consulted` value.
+    pub qcdsm_name: String,
+    /// `pama-rating-auc-applied` value.
+    pub auc_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub thresholds: Thresholds,
+    pub red_flags: Vec<RedFlagRule>,
+    pub imaging: Imaging,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRules {
+    thresholds: Thresholds,
+    red_flags: Vec<WireRedFlagRule>,
+    imaging: Imaging,
+}
+
+/// A prefetch key: its query template and the kind of resource it returns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefetchKey {
+    pub resource: String,
+    pub query: String,
+    /// Without this data nothing useful can be said: 412 when neither prefetched nor fetchable.
+    #[serde(default)]
+    pub required: bool,
+    #[serde(skip)]
+    pub kind: Option<ResourceKind>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDefinition {
+    pub id: String,
+    pub hook: Hook,
+    pub title: String,
+    pub description: String,
+    pub prefetch: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireServices {
+    prefetch: BTreeMap<String, PrefetchKey>,
+    services: Vec<ServiceDefinition>,
+}
+
+/// A referral the cards can suggest creating (`referrals.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Referral {
+    pub system: String,
+    pub code: String,
+    pub display: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceText {
+    pub label: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    pub topic_display: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkText {
+    pub label: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    DeleteOrder,
+    CreateReferral,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireAction {
+    kind: ActionKind,
+    description: String,
+    #[serde(default)]
+    referral: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSuggestion {
+    key: String,
+    label: String,
+    #[serde(default)]
+    recommended: bool,
+    actions: Vec<WireAction>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideReason {
+    pub code: String,
+    pub display: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireCard {
+    indicator: Indicator,
+    summary: String,
+    detail: String,
+    #[serde(default)]
+    selection_behavior: Option<SelectionBehavior>,
+    source: SourceText,
+    #[serde(default)]
+    links: Vec<LinkText>,
+    #[serde(default)]
+    suggestions: Vec<WireSuggestion>,
+    #[serde(default)]
+    override_reasons: Vec<OverrideReason>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActionTemplate {
+    pub kind: ActionKind,
+    pub description: Template,
+    pub referral: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SuggestionTemplate {
+    pub key: String,
+    pub label: Template,
+    pub recommended: bool,
+    pub actions: Vec<ActionTemplate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CardTemplate {
+    pub card_type: String,
+    pub indicator: Indicator,
+    pub summary: Template,
+    pub detail: Template,
+    pub selection_behavior: Option<SelectionBehavior>,
+    pub source: SourceText,
+    pub links: Vec<LinkText>,
+    pub suggestions: Vec<SuggestionTemplate>,
+    pub override_reasons: Vec<OverrideReason>,
+}
+
+/// All clinical content, validated.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub rules: Rules,
+    pub prefetch: BTreeMap<String, PrefetchKey>,
+    pub services: Vec<ServiceDefinition>,
+    pub referrals: BTreeMap<String, Referral>,
+    pub cards: BTreeMap<String, CardTemplate>,
+    pub value_sets: BTreeMap<String, ValueSet>,
+}
+
+impl Content {
+    /// The content compiled into the binary (a copy of `cards/` at build time).
+    pub fn embedded() -> Result<Content, ContentError> {
+        Content::from_files(embedded::EMBEDDED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())))
+    }
+
+    /// Reads every `.toml` and `.json` file under `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Content, ContentError> {
+        let mut files = Vec::new();
+        read_dir(dir, dir, &mut files)?;
+        Content::from_files(files)
+    }
+
+    pub fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Content, ContentError> {
+        let files: BTreeMap<String, String> = files.into_iter().collect();
+        let file = |name: &str| {
+            files.get(name).ok_or_else(|| ContentError::new(name, "(file)", "is missing from the content directory"))
+        };
+
+        let mut value_sets = BTreeMap::new();
+        for (name, text) in files.iter().filter(|(name, _)| name.starts_with("valuesets/")) {
+            let set = ValueSet::parse(name, text)?;
+            value_sets.insert(set.id.clone(), set);
+        }
+        for required in REQUIRED_VALUE_SETS {
+            if !value_sets.contains_key(required) {
+                return Err(ContentError::new(format!("valuesets/{required}.json"), "(file)", "is required by the rules"));
+            }
+        }
+
+        let rules = parse_rules(file("rules.toml")?, &value_sets)?;
+        let referrals: BTreeMap<String, Referral> = parse_toml("referrals.toml", file("referrals.toml")?)?;
+        let services: WireServices = parse_toml("services.toml", file("services.toml")?)?;
+        let (prefetch, services) = validate_services(services)?;
+
+        let mut cards = BTreeMap::new();
+        for card_type in CARD_TYPES {
+            let name = format!("{card_type}.toml");
+            let card = parse_card(&name, card_type, file(&name)?, &referrals)?;
+            cards.insert(card_type.to_owned(), card);
+        }
+        Ok(Content { rules, prefetch, services, referrals, cards, value_sets })
+    }
+
+    pub fn value_set(&self, id: &str) -> &ValueSet {
+        // Every id used in code is checked at load (REQUIRED_VALUE_SETS and rules.toml).
+        self.value_sets.get(id).unwrap_or_else(|| panic!("value set {id} was validated at load"))
+    }
+
+    pub fn card(&self, card_type: &str) -> &CardTemplate {
+        self.cards.get(card_type).unwrap_or_else(|| panic!("card type {card_type} was validated at load"))
+    }
+
+    pub fn service(&self, id: &str) -> Option<&ServiceDefinition> {
+        self.services.iter().find(|service| service.id == id)
+    }
+
+    /// The prefetch keys of a service, with their resource kinds.
+    pub fn prefetch_keys(&self, service: &ServiceDefinition) -> Vec<(String, ResourceKind)> {
+        service
+            .prefetch
+            .iter()
+            .filter_map(|key| Some((key.clone(), self.prefetch.get(key)?.kind?)))
+            .collect()
+    }
+}
+
+fn read_dir(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) -> Result<(), ContentError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ContentError::new(dir.display().to_string(), "(directory)", format!("cannot be read: {e}")))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| ContentError::new(dir.display().to_string(), "(directory)", format!("cannot be read: {e}")))?
+            .path();
+        if path.is_dir() {
+            read_dir(root, &path, files)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("toml" | "json")) {
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ContentError::new(relative.clone(), "(file)", format!("cannot be read: {e}")))?;
+            files.push((relative, text));
+        }
+    }
+    Ok(())
+}
+
+fn parse_toml<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<T, ContentError> {
+    toml::from_str(text).map_err(|error| {
+        let field = error.span().map(|span| locate(text, span.start)).unwrap_or_else(|| "(file)".into());
+        ContentError::new(file, field, error.message().to_owned())
+    })
+}
+
+/// "line 12" for a byte offset, for TOML errors that do not name a field.
+fn locate(text: &str, offset: usize) -> String {
+    let line = text.get(..offset).map(|before| before.lines().count().max(1)).unwrap_or(1);
+    format!("line {line}")
+}
+
+fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Rules, ContentError> {
+    const FILE: &str = "rules.toml";
+    let wire: WireRules = parse_toml(FILE, text)?;
+    let t = &wire.thresholds;
+    let positive = [
+        ("thresholds.imaging_threshold_weeks", t.imaging_threshold_weeks),
+        ("thresholds.episode_gap_days", t.episode_gap_days),
+        ("thresholds.fever_lookback_days", t.fever_lookback_days),
+        ("thresholds.weight_loss_window_days", t.weight_loss_window_days),
+        ("thresholds.steroid_min_days", t.steroid_min_days),
+        ("thresholds.steroid_lookback_days", t.steroid_lookback_days),
+    ];
+    for (field, value) in positive {
+        if value == 0 {
+            return Err(ContentError::new(FILE, field, "must be greater than zero"));
+        }
+    }
+    if !(35.0..=43.0).contains(&t.fever_celsius) {
+        return Err(ContentError::new(FILE, "thresholds.fever_celsius", "must be a body temperature in °C (35-43)"));
+    }
+    if !(0.0..100.0).contains(&t.weight_loss_percent) || t.weight_loss_percent == 0.0 {
+        return Err(ContentError::new(FILE, "thresholds.weight_loss_percent", "must be between 0 and 100"));
+    }
+    let mut red_flags = Vec::new();
+    for (index, rule) in wire.red_flags.into_iter().enumerate() {
+        let field = |name: &str| format!("red_flags[{index}].{name}");
+        if !value_sets.contains_key(&rule.value_set) {
+            return Err(ContentError::new(FILE, field("value_set"), format!("no value set `{}`", rule.value_set)));
+        }
+        let lookback = match rule.lookback.as_str() {
+            "any-time" => Lookback::AnyTime,
+            other => match other.strip_suffix(" days").and_then(|n| n.trim().parse::<u32>().ok()) {
+                Some(days) if days > 0 => Lookback::Days(days),
+                _ => return Err(ContentError::new(FILE, field("lookback"), "must be \"any-time\" or \"N days\"")),
+            },
+        };
+        red_flags.push(RedFlagRule {
+            id: rule.id,
+            category: rule.category,
+            value_set: rule.value_set,
+            finding: rule.finding,
+            lookback,
+            min_age_years: rule.min_age_years,
+            guideline: rule.guideline,
+        });
+    }
+    let imaging = wire.imaging;
+    let mut applies: Vec<&str> = imaging.variants.iter().map(|v| v.applies_to.as_str()).collect();
+    applies.sort_unstable();
+    let mut expected: Vec<&str> = RedFlagCategory::ALL.iter().map(|c| c.key()).chain(["none"]).collect();
+    expected.sort_unstable();
+    if applies != expected {
+        return Err(ContentError::new(
+            FILE,
+            "imaging.variants",
+            format!("needs exactly one variant for each of: {}", expected.join(", ")),
+        ));
+    }
+    Ok(Rules { thresholds: wire.thresholds, red_flags, imaging })
+}
+
+/// CDS Hooks 2.0 prefetch tokens. 3.0's date arithmetic and FHIRPath are not used, so that every
+/// 2.0 client can fill the templates.
+const PREFETCH_TOKENS: [&str; 7] = [
+    "context.patientId",
+    "context.encounterId",
+    "context.userId",
+    "userPractitionerId",
+    "userPractitionerRoleId",
+    "userPatientId",
+    "userRelatedPersonId",
+];
+
+fn validate_services(
+    mut wire: WireServices,
+) -> Result<(BTreeMap<String, PrefetchKey>, Vec<ServiceDefinition>), ContentError> {
+    const FILE: &str = "services.toml";
+    for (key, prefetch) in &mut wire.prefetch {
+        let field = |name: &str| format!("prefetch.{key}.{name}");
+        prefetch.kind = Some(ResourceKind::parse(&prefetch.resource).ok_or_else(|| {
+            ContentError::new(FILE, field("resource"), format!("unknown resource type `{}`", prefetch.resource))
+        })?);
+        let mut rest = prefetch.query.as_str();
+        while let Some(start) = rest.find("{{") {
+            let after = &rest[start + 2..];
+            let end = after
+                .find("}}")
+                .ok_or_else(|| ContentError::new(FILE, field("query"), "unclosed `{{` token"))?;
+            let token = after[..end].trim();
+            if !PREFETCH_TOKENS.contains(&token) {
+                return Err(ContentError::new(
+                    FILE,
+                    field("query"),
+                    format!("`{{{{{token}}}}}` is not a CDS Hooks 2.0 prefetch token"),
+                ));
+            }
+            rest = &after[end + 2..];
+        }
+        let path = prefetch.query.split('?').next().unwrap_or_default();
+        if path.starts_with('/') || path.contains("://") {
+            return Err(ContentError::new(FILE, field("query"), "must be a relative FHIR query"));
+        }
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (index, service) in wire.services.iter().enumerate() {
+        if !ids.insert(service.id.as_str()) {
+            return Err(ContentError::new(FILE, format!("services[{index}].id"), "duplicate service id"));
+        }
+        if service.id.is_empty() || !service.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ContentError::new(FILE, format!("services[{index}].id"), "must be letters, digits and '-'"));
+        }
+        for key in &service.prefetch {
+            if !wire.prefetch.contains_key(key) {
+                return Err(ContentError::new(FILE, format!("services[{index}].prefetch"), format!("no prefetch key `{key}`")));
+            }
+        }
+    }
+    Ok((wire.prefetch, wire.services))
+}
+
+fn parse_card(
+    file: &str,
+    card_type: &str,
+    text: &str,
+    referrals: &BTreeMap<String, Referral>,
+) -> Result<CardTemplate, ContentError> {
+    let wire: WireCard = parse_toml(file, text)?;
+    let allowed = if card_type.starts_with("red-flag-") { RED_FLAG_PLACEHOLDERS } else { IMAGING_PLACEHOLDERS };
+    let summary = Template::parse(file, "summary", &wire.summary, allowed)?;
+    let detail = Template::parse(file, "detail", &wire.detail, allowed)?;
+    if wire.summary.trim().is_empty() {
+        return Err(ContentError::new(file, "summary", "must not be empty"));
+    }
+    if wire.detail.contains('<') && wire.detail.contains('>') && wire.detail.contains("</") {
+        return Err(ContentError::new(file, "detail", "must be Markdown without raw HTML"));
+    }
+    if wire.source.label.trim().is_empty() {
+        return Err(ContentError::new(file, "source.label", "must not be empty"));
+    }
+    for (field, url) in
+        wire.source.url.iter().map(|u| ("source.url".to_owned(), u)).chain(
+            wire.links.iter().enumerate().map(|(i, l)| (format!("links[{i}].url"), &l.url)),
+        )
+    {
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            return Err(ContentError::new(file, field, "must be an absolute URL"));
+        }
+    }
+    let mut suggestions = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for (index, suggestion) in wire.suggestions.into_iter().enumerate() {
+        let field = |name: &str| format!("suggestions[{index}].{name}");
+        if !keys.insert(suggestion.key.clone()) {
+            return Err(ContentError::new(file, field("key"), "duplicate suggestion key"));
+        }
+        if suggestion.actions.is_empty() {
+            return Err(ContentError::new(file, field("actions"), "needs at least one action"));
+        }
+        let mut actions = Vec::new();
+        for (action_index, action) in suggestion.actions.into_iter().enumerate() {
+            let action_field = format!("suggestions[{index}].actions[{action_index}]");
+            if action.kind == ActionKind::CreateReferral {
+                match &action.referral {
+                    Some(name) if referrals.contains_key(name) => {}
+                    Some(name) => {
+                        return Err(ContentError::new(file, format!("{action_field}.referral"), format!("no referral `{name}` in referrals.toml")));
+                    }
+                    None => return Err(ContentError::new(file, format!("{action_field}.referral"), "is required for create-referral")),
+                }
+            }
+            actions.push(ActionTemplate {
+                kind: action.kind,
+                description: Template::parse(file, &format!("{action_field}.description"), &action.description, allowed)?,
+                referral: action.referral,
+            });
+        }
+        suggestions.push(SuggestionTemplate {
+            key: suggestion.key,
+            label: Template::parse(file, &field("label"), &suggestion.label, allowed)?,
+            recommended: suggestion.recommended,
+            actions,
+        });
+    }
+    if !suggestions.is_empty() && wire.selection_behavior.is_none() {
+        return Err(ContentError::new(file, "selection_behavior", "is required when the card has suggestions"));
+    }
+    for (index, reason) in wire.override_reasons.iter().enumerate() {
+        if reason.code.trim().is_empty() || reason.display.trim().is_empty() {
+            return Err(ContentError::new(file, format!("override_reasons[{index}]"), "needs a code and a display"));
+        }
+    }
+    Ok(CardTemplate {
+        card_type: card_type.to_owned(),
+        indicator: wire.indicator,
+        summary,
+        detail,
+        selection_behavior: wire.selection_behavior,
+        source: wire.source,
+        links: wire.links,
+        suggestions,
+        override_reasons: wire.override_reasons,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded_files() -> BTreeMap<String, String> {
+        embedded::EMBEDDED.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_shipped_content_is_valid() {
+        let content = Content::embedded().unwrap();
+        assert_eq!(content.cards.len(), CARD_TYPES.len());
+        assert_eq!(content.services.len(), 3);
+    }
+
+    #[test]
+    fn a_broken_card_names_its_file_and_field() {
+        let mut files = embedded_files();
+        let card = files.get_mut("imaging-indicated.toml").unwrap();
+        *card = card.replacen("summary = \"", "summary = \"{no_such_thing} ", 1);
+        let error = Content::from_files(files).unwrap_err();
+        assert_eq!(error.file, "imaging-indicated.toml");
+        assert_eq!(error.field, "summary");
+    }
+
+    #[test]
+    fn a_missing_value_set_is_named() {
+        let mut files = embedded_files();
+        files.remove("valuesets/cancer.json");
+        let error = Content::from_files(files).unwrap_err();
+        assert_eq!(error.file, "rules.toml");
+        assert!(error.field.starts_with("red_flags["), "{error}");
+    }
+
+    #[test]
+    fn a_3_0_prefetch_token_is_refused() {
+        let mut files = embedded_files();
+        let services = files.get_mut("services.toml").unwrap();
+        *services = services.replacen("{{context.patientId}}", "{{today() - 90 days}}", 1);
+        let error = Content::from_files(files).unwrap_err();
+        assert_eq!(error.file, "services.toml");
+        assert!(error.field.ends_with(".query"), "{error}");
+    }
+}

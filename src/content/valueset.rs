@@ -1,0 +1,320 @@
+//! FHIR ValueSets from `cards/valuesets/`, compiled at start-up into hash lookups.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::ContentError;
+use crate::record::{Code, Concept};
+
+pub const EXT_CONFIRMATION: &str = "urn:lbp-cds:confirmation";
+pub const EXT_MATCH: &str = "urn:lbp-cds:match";
+pub const EXT_MODALITY: &str = "urn:lbp-cds:modality";
+pub const EXT_GROUP: &str = "urn:lbp-cds:group";
+
+/// Imaging modality of a lumbar imaging code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modality {
+    Xray,
+    Ct,
+    Mri,
+    Myelography,
+}
+
+impl Modality {
+    pub fn parse(value: &str) -> Option<Modality> {
+        match value {
+            "xray" => Some(Modality::Xray),
+            "ct" => Some(Modality::Ct),
+            "mri" => Some(Modality::Mri),
+            "myelography" => Some(Modality::Myelography),
+            _ => None,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Modality::Xray => "xray",
+            Modality::Ct => "ct",
+            Modality::Mri => "mri",
+            Modality::Myelography => "myelography",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Modality::Xray => "X-ray",
+            Modality::Ct => "CT",
+            Modality::Mri => "MRI",
+            Modality::Myelography => "myelography",
+        }
+    }
+}
+
+/// How well a code is confirmed (see the clinical reference): V confirmed, S seen, U convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    Confirmed,
+    Seen,
+    Unconfirmed,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValueSetConcept {
+    pub system: String,
+    pub code: String,
+    pub display: String,
+    pub confirmation: Confirmation,
+    pub modality: Option<Modality>,
+    pub group: Option<String>,
+}
+
+impl ValueSetConcept {
+    /// "ICD-10-CM M54.50 Low back pain, unspecified"
+    pub fn describe(&self) -> String {
+        format!("{} {} “{}”", system_name(&self.system), self.code, self.display)
+    }
+}
+
+/// A compiled value set: exact codes in a hash map, prefix codes in a short list.
+#[derive(Debug, Clone)]
+pub struct ValueSet {
+    pub id: String,
+    pub title: String,
+    concepts: Vec<ValueSetConcept>,
+    exact: HashMap<(&'static str, String), usize>,
+    prefixes: Vec<(&'static str, String, usize)>,
+}
+
+/// A match of a data coding against a value set.
+#[derive(Debug, Clone, Copy)]
+pub struct Match<'a> {
+    pub concept: &'a ValueSetConcept,
+    pub coding: &'a Code,
+}
+
+impl ValueSet {
+    /// The value set entry this coding falls under, if any.
+    pub fn lookup(&self, code: &Code) -> Option<&ValueSetConcept> {
+        let system = canonical_system(code.system.as_deref()?)?;
+        let normalized = normalize_code(system, code.code.as_deref()?);
+        if let Some(index) = self.exact.get(&(system, normalized.clone())) {
+            return self.concepts.get(*index);
+        }
+        self.prefixes
+            .iter()
+            .find(|(prefix_system, prefix, _)| *prefix_system == system && normalized.starts_with(prefix.as_str()))
+            .and_then(|(_, _, index)| self.concepts.get(*index))
+    }
+
+    /// The first coding of `concept` that falls in this value set.
+    pub fn match_concept<'a>(&'a self, concept: &'a Concept) -> Option<Match<'a>> {
+        concept.codes.iter().find_map(|coding| self.lookup(coding).map(|c| Match { concept: c, coding }))
+    }
+
+    pub fn concepts(&self) -> &[ValueSetConcept] {
+        &self.concepts
+    }
+
+    pub(super) fn parse(file: &str, text: &str) -> Result<ValueSet, ContentError> {
+        let wire: WireValueSet = serde_json::from_str(text)
+            .map_err(|e| ContentError::new(file, "(file)", format!("not a valid ValueSet: {e}")))?;
+        if wire.resource_type != "ValueSet" {
+            return Err(ContentError::new(file, "resourceType", "must be \"ValueSet\""));
+        }
+        let expected_id = file.trim_start_matches("valuesets/").trim_end_matches(".json");
+        if wire.id != expected_id {
+            return Err(ContentError::new(file, "id", format!("must equal the file name `{expected_id}`")));
+        }
+        let expansion = wire.expansion.ok_or_else(|| ContentError::new(file, "expansion", "is required"))?;
+        if expansion.contains.is_empty() {
+            return Err(ContentError::new(file, "expansion.contains", "must list at least one concept"));
+        }
+        let mut set = ValueSet {
+            id: wire.id,
+            title: wire.title.unwrap_or_default(),
+            concepts: Vec::new(),
+            exact: HashMap::new(),
+            prefixes: Vec::new(),
+        };
+        for (index, entry) in expansion.contains.into_iter().enumerate() {
+            let field = |name: &str| format!("expansion.contains[{index}].{name}");
+            let system = canonical_system(&entry.system).ok_or_else(|| {
+                ContentError::new(file, field("system"), format!("unknown code system `{}`", entry.system))
+            })?;
+            if entry.code.trim().is_empty() {
+                return Err(ContentError::new(file, field("code"), "must not be empty"));
+            }
+            let mut confirmation = None;
+            let mut prefix = false;
+            let mut modality = None;
+            let mut group = None;
+            for extension in &entry.extension {
+                let value = extension.value_code.as_deref();
+                match extension.url.as_str() {
+                    EXT_CONFIRMATION => {
+                        confirmation = Some(match value {
+                            Some("V") => Confirmation::Confirmed,
+                            Some("S") => Confirmation::Seen,
+                            Some("U") => Confirmation::Unconfirmed,
+                            _ => return Err(ContentError::new(file, field("extension(confirmation)"), "must be V, S or U")),
+                        })
+                    }
+                    EXT_MATCH => {
+                        prefix = match value {
+                            Some("prefix") => true,
+                            Some("exact") => false,
+                            _ => return Err(ContentError::new(file, field("extension(match)"), "must be exact or prefix")),
+                        }
+                    }
+                    EXT_MODALITY => {
+                        modality = Some(value.and_then(Modality::parse).ok_or_else(|| {
+                            ContentError::new(file, field("extension(modality)"), "must be xray, ct, mri or myelography")
+                        })?)
+                    }
+                    EXT_GROUP => group = value.map(str::to_owned),
+                    _ => {}
+                }
+            }
+            let confirmation = confirmation.ok_or_else(|| {
+                ContentError::new(file, field("extension"), "needs a urn:lbp-cds:confirmation extension (V, S or U)")
+            })?;
+            let normalized = normalize_code(system, &entry.code);
+            let position = set.concepts.len();
+            if prefix {
+                set.prefixes.push((system, normalized, position));
+            } else if set.exact.insert((system, normalized), position).is_some() {
+                return Err(ContentError::new(file, field("code"), format!("duplicate code `{}`", entry.code)));
+            }
+            set.concepts.push(ValueSetConcept {
+                system: entry.system,
+                code: entry.code,
+                display: entry.display.unwrap_or_default(),
+                confirmation,
+                modality,
+                group,
+            });
+        }
+        // Longest prefix first, so that the most specific entry describes a match.
+        set.prefixes.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        Ok(set)
+    }
+}
+
+/// Systems are compared by canonical URI; the HL7 OIDs of the same systems are accepted too.
+pub fn canonical_system(system: &str) -> Option<&'static str> {
+    Some(match system.trim() {
+        "http://hl7.org/fhir/sid/icd-10-cm" | "urn:oid:2.16.840.1.113883.6.90" => "http://hl7.org/fhir/sid/icd-10-cm",
+        "http://snomed.info/sct" | "urn:oid:2.16.840.1.113883.6.96" => "http://snomed.info/sct",
+        "http://loinc.org" | "urn:oid:2.16.840.1.113883.6.1" => "http://loinc.org",
+        "http://www.ama-assn.org/go/cpt" | "urn:oid:2.16.840.1.113883.6.12" => "http://www.ama-assn.org/go/cpt",
+        "http://www.cms.gov/Medicare/Coding/ICD10" | "urn:oid:2.16.840.1.113883.6.4" => {
+            "http://www.cms.gov/Medicare/Coding/ICD10"
+        }
+        "http://www.nlm.nih.gov/research/umls/rxnorm" | "urn:oid:2.16.840.1.113883.6.88" => {
+            "http://www.nlm.nih.gov/research/umls/rxnorm"
+        }
+        _ => return None,
+    })
+}
+
+/// ICD-10 codes are compared without dots and case ("m5450" = "M54.50"): EHRs send both forms.
+fn normalize_code(system: &str, code: &str) -> String {
+    let code = code.trim();
+    if system.contains("icd-10") || system.contains("ICD10") {
+        code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect()
+    } else {
+        code.to_owned()
+    }
+}
+
+pub fn system_name(system: &str) -> &str {
+    match canonical_system(system) {
+        Some("http://hl7.org/fhir/sid/icd-10-cm") => "ICD-10-CM",
+        Some("http://snomed.info/sct") => "SNOMED CT",
+        Some("http://loinc.org") => "LOINC",
+        Some("http://www.ama-assn.org/go/cpt") => "CPT",
+        Some("http://www.cms.gov/Medicare/Coding/ICD10") => "ICD-10-PCS",
+        Some("http://www.nlm.nih.gov/research/umls/rxnorm") => "RxNorm",
+        _ => system,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireValueSet {
+    resource_type: String,
+    id: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    expansion: Option<WireExpansion>,
+}
+
+#[derive(Deserialize)]
+struct WireExpansion {
+    #[serde(default)]
+    contains: Vec<WireConcept>,
+}
+
+#[derive(Deserialize)]
+struct WireConcept {
+    system: String,
+    code: String,
+    #[serde(default)]
+    display: Option<String>,
+    #[serde(default)]
+    extension: Vec<WireExtension>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireExtension {
+    url: String,
+    #[serde(default)]
+    value_code: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> ValueSet {
+        let text = r#"{"resourceType":"ValueSet","id":"t","expansion":{"contains":[
+            {"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"M54.50","display":"LBP","extension":[{"url":"urn:lbp-cds:confirmation","valueCode":"S"}]},
+            {"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"C","display":"Cancer","extension":[{"url":"urn:lbp-cds:confirmation","valueCode":"S"},{"url":"urn:lbp-cds:match","valueCode":"prefix"}]},
+            {"system":"http://snomed.info/sct","code":"279039007","display":"LBP","extension":[{"url":"urn:lbp-cds:confirmation","valueCode":"S"}]}]}}"#;
+        ValueSet::parse("valuesets/t.json", text).unwrap()
+    }
+
+    fn code(system: &str, code: &str) -> Code {
+        Code { system: Some(system.into()), code: Some(code.into()), display: None }
+    }
+
+    #[test]
+    fn matches_icd_with_or_without_dot_and_by_oid() {
+        let set = set();
+        assert!(set.lookup(&code("http://hl7.org/fhir/sid/icd-10-cm", "M54.50")).is_some());
+        assert!(set.lookup(&code("http://hl7.org/fhir/sid/icd-10-cm", "m5450")).is_some());
+        assert!(set.lookup(&code("urn:oid:2.16.840.1.113883.6.90", "M54.50")).is_some());
+        assert!(set.lookup(&code("http://hl7.org/fhir/sid/icd-10-cm", "M54.5")).is_none());
+        assert!(set.lookup(&code("http://snomed.info/sct", "M54.50")).is_none());
+    }
+
+    #[test]
+    fn prefix_entries_match_whole_families() {
+        let set = set();
+        assert_eq!(set.lookup(&code("http://hl7.org/fhir/sid/icd-10-cm", "C79.51")).unwrap().code, "C");
+        assert!(set.lookup(&code("http://hl7.org/fhir/sid/icd-10-cm", "D49.0")).is_none());
+    }
+
+    #[test]
+    fn rejects_a_concept_without_confirmation_naming_the_field() {
+        let text = r#"{"resourceType":"ValueSet","id":"t","expansion":{"contains":[
+            {"system":"http://snomed.info/sct","code":"1","display":"x"}]}}"#;
+        let error = ValueSet::parse("valuesets/t.json", text).unwrap_err();
+        assert_eq!(error.file, "valuesets/t.json");
+        assert_eq!(error.field, "expansion.contains[0].extension");
+    }
+}

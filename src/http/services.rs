@@ -1,0 +1,85 @@
+//! `/cds-services`: discovery and the three hook services.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use tracing::Instrument;
+
+use super::{error::ApiError, AppState};
+use crate::evaluate::{self, Outcome};
+use crate::hooks::{CdsResponse, HookRequest};
+
+/// `GET /cds-services`. Always open, always 200.
+pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
+    let content = &state.content;
+    let services: Vec<Value> = content
+        .services
+        .iter()
+        .map(|service| {
+            let prefetch: Map<String, Value> = service
+                .prefetch
+                .iter()
+                .filter_map(|key| Some((key.clone(), Value::String(content.prefetch.get(key)?.query.clone()))))
+                .collect();
+            json!({
+                "hook": service.hook.as_str(),
+                "id": service.id,
+                "title": service.title,
+                "description": service.description,
+                "prefetch": prefetch,
+            })
+        })
+        .collect();
+    Json(json!({ "services": services }))
+}
+
+/// `POST /cds-services/{id}`.
+pub async fn invoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CdsResponse>, ApiError> {
+    let started = Instant::now();
+    let service = state
+        .content
+        .service(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", id.chars().take(64).collect::<String>())))?;
+    let request = HookRequest::parse(&body)?;
+    let span = tracing::info_span!("hook", hookInstance = %request.hook_instance, service = %service.id);
+    async {
+        evaluate::check_request(service, &request)?;
+        let record = evaluate::record_from_prefetch(&state.content, service, &request)?;
+        let today = state.settings.today();
+        let outcome = evaluate::respond(&state.content, service, &request, record, today, &state.settings.options());
+        log_outcome(&outcome, &request, state.settings.log_patient_ids, started);
+        Ok(Json(outcome.response))
+    }
+    .instrument(span)
+    .await
+}
+
+fn log_outcome(outcome: &Outcome, request: &HookRequest<'_>, log_patient_ids: bool, started: Instant) {
+    let card_types: Vec<&str> = outcome
+        .response
+        .cards
+        .iter()
+        .filter_map(|card| card.source.topic.as_ref().map(|t| t.code.as_str()))
+        .collect();
+    let patient = if log_patient_ids { request.context.patient_id.as_str() } else { "<not logged>" };
+    tracing::info!(
+        patient,
+        cards = ?card_types,
+        system_actions = outcome.response.system_actions.len(),
+        skipped_resources = outcome.record.skipped.len(),
+        ignored_resources = outcome.record.ignored,
+        data_notes = outcome.assessment.data_notes.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "hook answered"
+    );
+    for key in outcome.record.keys.iter().filter(|k| k.status != "loaded" && k.status != "null") {
+        tracing::warn!(key = %key.key, status = key.status, detail = ?key.detail, "prefetch key not fully usable");
+    }
+}

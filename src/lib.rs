@@ -1,0 +1,15 @@
+//! lbp-cds: a CDS Hooks service for adult low back pain.
+//!
+//! The data path: `http` (routes, errors) -> `hooks` (wire types) -> `record` (prefetch into one
+//! patient record) -> `assess` (pure clinical rules) -> `cards` (rendering from `content`).
+
+pub mod assess;
+pub mod cards;
+pub mod config;
+pub mod content;
+pub mod evaluate;
+pub mod hooks;
+pub mod http;
+pub mod record;
+pub mod report;
+pub mod telemetry;

@@ -1,0 +1,400 @@
+//! One patient record from the hook request: prefetched data (and, later, FHIR query results)
+//! parsed once into the facts the rules use.
+//!
+//! Reading is lenient by design (CDS Hooks asks services to be): a resource that cannot be read
+//! is skipped and reported, a resource of another patient or an `include` search result is
+//! ignored, and what is missing or incomplete is recorded per kind of data so that the rules can
+//! refuse to draw conclusions they cannot support.
+
+mod convert;
+pub mod model;
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::Date;
+
+pub use model::*;
+
+use crate::hooks::{HookRequest, PrefetchValue};
+
+/// The kinds of data the service reads, one per prefetch key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ResourceKind {
+    Patient,
+    Condition,
+    Observation,
+    MedicationRequest,
+    Procedure,
+    ServiceRequest,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 6] = [
+        ResourceKind::Patient,
+        ResourceKind::Condition,
+        ResourceKind::Observation,
+        ResourceKind::MedicationRequest,
+        ResourceKind::Procedure,
+        ResourceKind::ServiceRequest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Patient => "Patient",
+            ResourceKind::Condition => "Condition",
+            ResourceKind::Observation => "Observation",
+            ResourceKind::MedicationRequest => "MedicationRequest",
+            ResourceKind::Procedure => "Procedure",
+            ResourceKind::ServiceRequest => "ServiceRequest",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ResourceKind> {
+        ResourceKind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// Plural noun for card texts ("medication requests could not be checked").
+    pub fn plural(self) -> &'static str {
+        match self {
+            ResourceKind::Patient => "patient demographics",
+            ResourceKind::Condition => "conditions",
+            ResourceKind::Observation => "observations",
+            ResourceKind::MedicationRequest => "medication requests",
+            ResourceKind::Procedure => "procedures",
+            ResourceKind::ServiceRequest => "service requests",
+        }
+    }
+}
+
+/// How complete one kind of data is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Everything the query would return is here (possibly nothing).
+    Complete,
+    /// Some of it is here, but not all (for example only the first page of a search).
+    Incomplete(String),
+    /// None of it could be obtained.
+    Missing(String),
+}
+
+impl Availability {
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Availability::Complete)
+    }
+}
+
+/// A resource that was present but could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedResource {
+    pub prefetch_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// What happened to one prefetch key; the response's extension reports this to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyReport {
+    pub key: String,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What a prefetch key turned out to hold, for the caller to decide whether to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    /// Usable data (possibly none).
+    Loaded,
+    /// A searchset Bundle with a `next` link: the rest must be fetched from that URL.
+    MorePages(String),
+    /// Absent, an OperationOutcome, or unreadable: the client could not fill it.
+    NotProvided(String),
+}
+
+#[derive(Debug, Default)]
+pub struct PatientRecord {
+    pub patient_id: String,
+    pub patient: Option<Patient>,
+    pub conditions: Vec<Condition>,
+    pub observations: Vec<Observation>,
+    pub medications: Vec<MedicationRequest>,
+    pub procedures: Vec<Procedure>,
+    pub service_requests: Vec<ServiceRequest>,
+    pub draft_orders: Vec<DraftOrder>,
+    pub availability: BTreeMap<ResourceKind, Availability>,
+    pub skipped: Vec<SkippedResource>,
+    pub keys: Vec<KeyReport>,
+    /// Resources ignored because they belong to another patient or were `include` results.
+    pub ignored: usize,
+}
+
+impl PatientRecord {
+    pub fn availability(&self, kind: ResourceKind) -> &Availability {
+        static MISSING: std::sync::OnceLock<Availability> = std::sync::OnceLock::new();
+        self.availability
+            .get(&kind)
+            .unwrap_or_else(|| MISSING.get_or_init(|| Availability::Missing("not requested".into())))
+    }
+
+    /// Age in whole years on `today`, if the birth date is known.
+    pub fn age_on(&self, today: Date) -> Option<i32> {
+        let birth = self.patient.as_ref()?.birth_date?;
+        let mut age = today.year() - birth.year();
+        if (today.month() as u8, today.day()) < (birth.month() as u8, birth.day()) {
+            age -= 1;
+        }
+        (age >= 0).then_some(age)
+    }
+}
+
+/// Builds a [`PatientRecord`] from prefetch values and, later, fetched pages.
+#[derive(Debug)]
+pub struct RecordBuilder {
+    record: PatientRecord,
+    seen: HashSet<(ResourceKind, String)>,
+    /// Conditions whose onset is an age; converted once the birth date is known.
+    onset_ages: Vec<(usize, f64)>,
+}
+
+impl RecordBuilder {
+    pub fn new(patient_id: &str) -> RecordBuilder {
+        RecordBuilder {
+            record: PatientRecord { patient_id: patient_id.to_owned(), ..PatientRecord::default() },
+            seen: HashSet::new(),
+            onset_ages: Vec::new(),
+        }
+    }
+
+    /// Reads one prefetch key. `null` means "no such data"; absence, an OperationOutcome or an
+    /// unreadable value mean the client could not fill it.
+    pub fn add_prefetch(&mut self, key: &str, kind: ResourceKind, value: Option<PrefetchValue<'_>>) -> KeyState {
+        let state = match value {
+            None => KeyState::NotProvided("absent from prefetch".into()),
+            Some(PrefetchValue::Null) => {
+                self.report(key, "null", Some("the client says there is no such data".into()));
+                self.record.availability.insert(kind, Availability::Complete);
+                return KeyState::Loaded;
+            }
+            Some(PrefetchValue::Json(raw)) => self.add_json(key, kind, raw),
+        };
+        match &state {
+            KeyState::Loaded => {
+                self.report(key, "loaded", None);
+                self.record.availability.insert(kind, Availability::Complete);
+            }
+            KeyState::MorePages(_) => {
+                self.report(key, "first-page-only", Some("the Bundle has a `next` link".into()));
+                self.record
+                    .availability
+                    .insert(kind, Availability::Incomplete("only the first page of results was provided".into()));
+            }
+            KeyState::NotProvided(reason) => {
+                self.report(key, "not-provided", Some(reason.clone()));
+                self.record.availability.insert(kind, Availability::Missing(reason.clone()));
+            }
+        }
+        state
+    }
+
+    /// Reads one JSON value (a Bundle, a single resource or an OperationOutcome) for `kind`.
+    /// Also used for pages fetched from the FHIR server.
+    pub fn add_json(&mut self, key: &str, kind: ResourceKind, raw: &RawValue) -> KeyState {
+        let envelope: Envelope<'_> = match serde_json::from_str(raw.get()) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                return KeyState::NotProvided(format!("not a FHIR resource or Bundle ({error})"));
+            }
+        };
+        match envelope.resource_type.as_deref() {
+            Some("OperationOutcome") => KeyState::NotProvided("the client sent an OperationOutcome".into()),
+            Some("Bundle") => {
+                for (index, entry) in envelope.entry.iter().enumerate() {
+                    if entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("include") {
+                        self.record.ignored += 1;
+                        continue;
+                    }
+                    match entry.resource {
+                        Some(resource) => self.add_resource(key, kind, resource),
+                        None => self.skip(key, None, None, format!("entry {index} has no resource")),
+                    }
+                }
+                match envelope.link.iter().find(|link| link.relation.as_deref() == Some("next")) {
+                    Some(next) => match &next.url {
+                        Some(url) => KeyState::MorePages(url.clone()),
+                        None => KeyState::Loaded,
+                    },
+                    None => KeyState::Loaded,
+                }
+            }
+            Some(_) => {
+                self.add_resource(key, kind, raw);
+                KeyState::Loaded
+            }
+            None => KeyState::NotProvided("the value has no `resourceType`".into()),
+        }
+    }
+
+    /// Marks a kind as incomplete or missing after fetching (or not being able to fetch) it.
+    pub fn set_availability(&mut self, kind: ResourceKind, availability: Availability) {
+        self.record.availability.insert(kind, availability);
+    }
+
+    fn add_resource(&mut self, key: &str, expected: ResourceKind, raw: &RawValue) {
+        let head: Head<'_> = match serde_json::from_str(raw.get()) {
+            Ok(head) => head,
+            Err(error) => {
+                self.skip(key, None, None, format!("not a JSON object with a resourceType ({error})"));
+                return;
+            }
+        };
+        let Some(resource_type) = head.resource_type else {
+            self.skip(key, None, head.id.map(|id| id.into_owned()), "no resourceType".into());
+            return;
+        };
+        let Some(kind) = ResourceKind::parse(&resource_type) else {
+            // Another type in a search result (an included Patient, say): not data we use.
+            if resource_type != "OperationOutcome" {
+                self.record.ignored += 1;
+            }
+            return;
+        };
+        if kind != expected && expected != ResourceKind::Patient {
+            self.record.ignored += 1;
+            return;
+        }
+        let id = head.id.map(|id| id.into_owned());
+        if let Some(id) = &id {
+            if !self.seen.insert((kind, id.clone())) {
+                return; // the same resource twice (overlapping pages or keys)
+            }
+        }
+        let result = convert::read(kind, raw.get(), &self.record.patient_id);
+        match result {
+            Ok(convert::Read::Resource(resource)) => self.push(resource),
+            Ok(convert::Read::OtherPatient) => self.record.ignored += 1,
+            Err(error) => self.skip(key, Some(resource_type.into_owned()), id, error),
+        }
+    }
+
+    fn push(&mut self, resource: convert::Converted) {
+        match resource {
+            convert::Converted::Patient(patient) => self.record.patient = Some(patient),
+            convert::Converted::Condition(condition, onset_age) => {
+                if let Some(age) = onset_age {
+                    self.onset_ages.push((self.record.conditions.len(), age));
+                }
+                self.record.conditions.push(condition);
+            }
+            convert::Converted::Observation(observation) => self.record.observations.push(observation),
+            convert::Converted::MedicationRequest(medication) => self.record.medications.push(medication),
+            convert::Converted::Procedure(procedure) => self.record.procedures.push(procedure),
+            convert::Converted::ServiceRequest(request) => self.record.service_requests.push(request),
+        }
+    }
+
+    fn skip(&mut self, key: &str, resource_type: Option<String>, id: Option<String>, reason: String) {
+        tracing::warn!(prefetch_key = key, resource_type = ?resource_type, %reason, "skipped a resource that could not be read");
+        self.record.skipped.push(SkippedResource { prefetch_key: key.to_owned(), resource_type, id, reason });
+    }
+
+    fn report(&mut self, key: &str, status: &'static str, detail: Option<String>) {
+        self.record.keys.retain(|report| report.key != key);
+        self.record.keys.push(KeyReport { key: key.to_owned(), status, detail });
+    }
+
+    /// Records how a key ended up after fetching.
+    pub fn report_key(&mut self, key: &str, status: &'static str, detail: Option<String>) {
+        self.report(key, status, detail);
+    }
+
+    /// Reads `context.draftOrders` (a Bundle of unsigned orders), marking `selections`.
+    pub fn add_draft_orders(&mut self, raw: &RawValue, selections: Option<&[String]>) {
+        for (order, error) in convert::read_draft_orders(raw.get(), selections) {
+            match (order, error) {
+                (Some(order), _) => self.record.draft_orders.push(order),
+                (None, Some((resource_type, id, reason))) => self.skip("draftOrders", resource_type, id, reason),
+                (None, None) => {}
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> PatientRecord {
+        if let Some(birth) = self.record.patient.as_ref().and_then(|p| p.birth_date) {
+            for (index, years) in self.onset_ages {
+                if let Some(condition) = self.record.conditions.get_mut(index) {
+                    condition.onset = convert::add_years(birth, years);
+                }
+            }
+        }
+        self.record
+    }
+}
+
+/// Builds a record from the request's prefetch alone (no FHIR server involved). Returns the
+/// builder's key states so the caller can fetch what is missing.
+pub fn from_prefetch(
+    request: &HookRequest<'_>,
+    keys: &[(String, ResourceKind)],
+) -> (RecordBuilder, Vec<(String, ResourceKind, KeyState)>) {
+    let mut builder = RecordBuilder::new(&request.context.patient_id);
+    let mut states = Vec::with_capacity(keys.len());
+    for (key, kind) in keys {
+        let value = request.prefetch.as_ref().and_then(|prefetch| prefetch.get(key).copied());
+        let state = builder.add_prefetch(key, *kind, value);
+        states.push((key.clone(), *kind, state));
+    }
+    if let Some(draft_orders) = request.context.draft_orders {
+        builder.add_draft_orders(draft_orders, request.context.selections.as_deref());
+    }
+    (builder, states)
+}
+
+/// The outside of a Bundle or resource: enough to dispatch without parsing the rest.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(default)]
+    resource_type: Option<String>,
+    #[serde(default, borrow)]
+    entry: Vec<Entry<'a>>,
+    #[serde(default)]
+    link: Vec<BundleLink>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(default, borrow)]
+    resource: Option<&'a RawValue>,
+    #[serde(default)]
+    search: Option<EntrySearch>,
+}
+
+#[derive(Deserialize)]
+struct EntrySearch {
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BundleLink {
+    #[serde(default)]
+    relation: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head<'a> {
+    #[serde(default, borrow)]
+    resource_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
