@@ -247,8 +247,10 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
             continue;
         };
         let end = medication.validity_end.or_else(|| {
-            let days = medication.supply_days? * f64::from(medication.repeats + 1);
-            Some(start + time::Duration::days(days.ceil() as i64))
+            let days = medication.supply_days? * (f64::from(medication.repeats) + 1.0);
+            // A supply longer than the look-back cannot add more days: cap before date arithmetic.
+            let days = days.ceil().min(f64::from(thresholds.steroid_lookback_days) * 2.0) as i64;
+            start.checked_add(time::Duration::days(days))
         });
         let Some(end) = end else {
             if start >= lookback_start {

@@ -116,14 +116,17 @@ impl<'a> HookRequest<'a> {
     /// Parses a request body. Which context members are required depends on the hook, so the
     /// caller checks that with [`HookRequest::require_context_for`] once the service is known.
     pub fn parse(body: &'a [u8]) -> Result<HookRequest<'a>, RequestError> {
-        let wire: WireRequest<'a> = serde_json::from_slice(body).map_err(classify_json_error)?;
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let wire: WireRequest<'a> =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(classify_json_error)?;
+        deserializer.end().map_err(|e| RequestError::MalformedJson(e.to_string()))?;
         let hook = wire.hook.ok_or(RequestError::MissingField("hook"))?;
         let hook_instance = wire.hook_instance.ok_or(RequestError::MissingField("hookInstance"))?;
         validate_hook_instance(&hook_instance)?;
         let context_raw = wire.context.ok_or(RequestError::MissingField("context"))?;
-        let context: WireContext<'a> = serde_json::from_str(context_raw.get()).map_err(|e| {
-            RequestError::InvalidField { field: "context", reason: e.to_string() }
-        })?;
+        let context: WireContext<'a> =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(context_raw.get()))
+                .map_err(|e| RequestError::InvalidField { field: "context", reason: with_path("context", &e) })?;
         let patient_id = context.patient_id.ok_or(RequestError::MissingField("context.patientId"))?;
         validate_fhir_id("context.patientId", &patient_id)?;
         if let Some(encounter) = &context.encounter_id {
@@ -195,12 +198,23 @@ impl<'a> HookRequest<'a> {
 
 /// serde_json tells syntax errors apart from type errors; the first means the body is not JSON
 /// at all, the second that it is JSON of the wrong shape.
-fn classify_json_error(error: serde_json::Error) -> RequestError {
+fn classify_json_error(error: serde_path_to_error::Error<serde_json::Error>) -> RequestError {
     use serde_json::error::Category;
-    match error.classify() {
-        Category::Data => RequestError::WrongShape(error.to_string()),
-        Category::Syntax | Category::Eof | Category::Io => RequestError::MalformedJson(error.to_string()),
+    match error.inner().classify() {
+        Category::Data => RequestError::WrongShape(with_path("", &error)),
+        Category::Syntax | Category::Eof | Category::Io => RequestError::MalformedJson(error.inner().to_string()),
     }
+}
+
+/// "context.patientId: invalid type: ..." so the client sees which member is wrong.
+fn with_path(prefix: &str, error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = error.path().to_string();
+    let path = match (prefix, path.as_str()) {
+        (_, ".") => prefix.to_owned(),
+        ("", path) => path.to_owned(),
+        (prefix, path) => format!("{prefix}.{path}"),
+    };
+    if path.is_empty() { error.inner().to_string() } else { format!("`{path}`: {}", error.inner()) }
 }
 
 /// `hookInstance` goes into every log line of the call, so only plain identifier characters are

@@ -1,0 +1,405 @@
+//! Test harness: the real service on a random loopback port, a real HTTP client, scenario
+//! builders for hook requests, and the CDS Hooks card rules every response must follow.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use lbp_cds::config::Settings;
+use lbp_cds::content::{Content, CARD_TYPES};
+use lbp_cds::http::{self, AppState};
+use serde_json::{json, Value};
+use time::macros::date;
+use time::Date;
+
+/// The clinical date of every fixture and scenario.
+pub const TODAY: Date = date!(2026 - 03 - 02);
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), ..Settings::default() }).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> TestApp {
+        let content = Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"))
+            .expect("content loads");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let state = AppState { content: Arc::new(content), settings: Arc::new(settings) };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            http::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestApp { address, client: reqwest::Client::new(), shutdown: Some(tx) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn post_raw(&self, service: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/cds-services/{service}")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn post(&self, service: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(service, serde_json::to_vec(body).expect("json")).await
+    }
+
+    /// Posts and requires a 200 that follows the card rules.
+    pub async fn cards(&self, service: &str, body: &Value) -> Value {
+        let (status, response) = self.post(service, body).await;
+        assert_eq!(status, 200, "expected 200 from {service}, got {status}: {response}");
+        assert_valid_response(&response);
+        response
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Card type codes (`source.topic.code`) of a response, sorted.
+pub fn card_types(response: &Value) -> Vec<String> {
+    let mut types: Vec<String> = response["cards"]
+        .as_array()
+        .expect("cards array")
+        .iter()
+        .map(|card| card["source"]["topic"]["code"].as_str().expect("topic code").to_owned())
+        .collect();
+    types.sort();
+    types
+}
+
+pub fn card<'a>(response: &'a Value, card_type: &str) -> &'a Value {
+    response["cards"]
+        .as_array()
+        .expect("cards")
+        .iter()
+        .find(|card| card["source"]["topic"]["code"] == card_type)
+        .unwrap_or_else(|| panic!("no {card_type} card in {response}"))
+}
+
+/// PAMA ratings in systemActions, by order reference.
+pub fn pama_ratings(response: &Value) -> Vec<(String, String)> {
+    let mut ratings: Vec<(String, String)> = response["systemActions"]
+        .as_array()
+        .map(|actions| {
+            actions
+                .iter()
+                .map(|action| {
+                    let resource = &action["resource"];
+                    let reference = format!(
+                        "{}/{}",
+                        resource["resourceType"].as_str().unwrap_or(""),
+                        resource["id"].as_str().unwrap_or("")
+                    );
+                    let rating = resource["extension"]
+                        .as_array()
+                        .and_then(|e| e.iter().find(|x| x["url"] == "http://fhir.org/argonaut/Extension/pama-rating"))
+                        .and_then(|x| x["valueCodeableConcept"]["coding"][0]["code"].as_str())
+                        .unwrap_or("(none)")
+                        .to_owned();
+                    (reference, rating)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ratings.sort();
+    ratings
+}
+
+/// The CDS Hooks response rules (see the spec's Card and Suggestion sections).
+pub fn assert_valid_response(response: &Value) {
+    let object = response.as_object().expect("response is an object");
+    let cards = object.get("cards").and_then(Value::as_array).expect("cards is an array");
+    for (key, value) in object {
+        assert!(matches!(key.as_str(), "cards" | "systemActions" | "extension"), "unexpected member {key}");
+        if key != "cards" {
+            assert_no_empty_values(value, key);
+        }
+    }
+    for card in cards {
+        assert_no_empty_values(card, "card");
+        let uuid = card["uuid"].as_str().expect("card uuid");
+        assert!(uuid::Uuid::parse_str(uuid).is_ok(), "uuid {uuid}");
+        let summary = card["summary"].as_str().expect("summary");
+        assert!(!summary.trim().is_empty() && summary.chars().count() < 140, "summary: {summary}");
+        assert!(matches!(card["indicator"].as_str(), Some("info" | "warning" | "critical")), "indicator in {card}");
+        assert!(card["source"]["label"].as_str().is_some_and(|l| !l.is_empty()), "source.label in {card}");
+        let topic = &card["source"]["topic"];
+        assert_eq!(topic["system"], "urn:lbp-cds:card-type");
+        let code = topic["code"].as_str().expect("topic code");
+        assert!(CARD_TYPES.contains(&code), "unknown card type {code}");
+        if let Some(detail) = card.get("detail").and_then(Value::as_str) {
+            assert!(!detail.contains("</") && !detail.contains("<script"), "raw HTML in detail: {detail}");
+            assert!(!detail.contains('{') || detail.contains("{{"), "unrendered placeholder in detail: {detail}");
+        }
+        if let Some(suggestions) = card.get("suggestions").and_then(Value::as_array) {
+            assert!(
+                matches!(card["selectionBehavior"].as_str(), Some("at-most-one" | "any")),
+                "selectionBehavior is required with suggestions: {card}"
+            );
+            for suggestion in suggestions {
+                assert!(suggestion["label"].as_str().is_some_and(|l| !l.is_empty()));
+                assert!(suggestion["uuid"].as_str().is_some_and(|u| uuid::Uuid::parse_str(u).is_ok()));
+                for action in suggestion["actions"].as_array().expect("actions") {
+                    assert!(action["description"].as_str().is_some_and(|d| !d.is_empty()));
+                    match action["type"].as_str() {
+                        Some("delete") => assert!(action["resourceId"].as_str().is_some_and(|r| r.contains('/'))),
+                        Some("create" | "update") => assert!(action["resource"]["resourceType"].is_string()),
+                        other => panic!("action type {other:?}"),
+                    }
+                }
+            }
+        } else {
+            assert!(card.get("selectionBehavior").is_none(), "selectionBehavior without suggestions");
+        }
+        for link in card.get("links").and_then(Value::as_array).into_iter().flatten() {
+            assert!(link["url"].as_str().is_some_and(|u| u.starts_with("https://") || u.starts_with("http://")));
+            assert!(matches!(link["type"].as_str(), Some("absolute" | "smart")));
+        }
+        for reason in card.get("overrideReasons").and_then(Value::as_array).into_iter().flatten() {
+            assert!(reason["code"].is_string() && reason["display"].is_string(), "override reason {reason}");
+        }
+    }
+}
+
+/// No `null`, `""`, `[]` or `{}` anywhere below `value` (the spec forbids them for optional fields).
+pub fn assert_no_empty_values(value: &Value, path: &str) {
+    match value {
+        Value::Null => panic!("null at {path}"),
+        Value::String(s) => assert!(!s.is_empty(), "empty string at {path}"),
+        Value::Array(items) => {
+            assert!(!items.is_empty(), "empty array at {path}");
+            for (i, item) in items.iter().enumerate() {
+                assert_no_empty_values(item, &format!("{path}[{i}]"));
+            }
+        }
+        Value::Object(map) => {
+            assert!(!map.is_empty(), "empty object at {path}");
+            for (key, item) in map {
+                assert_no_empty_values(item, &format!("{path}.{key}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+pub fn days_ago(days: i64) -> String {
+    (TODAY - time::Duration::days(days)).to_string()
+}
+
+pub const ICD10: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+pub const SNOMED: &str = "http://snomed.info/sct";
+pub const LOINC: &str = "http://loinc.org";
+pub const CPT: &str = "http://www.ama-assn.org/go/cpt";
+pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+
+/// A hook request built up from a patient's data.
+#[derive(Clone)]
+pub struct Scenario {
+    pub hook: &'static str,
+    pub patient_id: String,
+    pub birth_date: Option<String>,
+    pub gender: &'static str,
+    pub conditions: Vec<Value>,
+    pub observations: Vec<Value>,
+    pub medications: Vec<Value>,
+    pub drafts: Vec<Value>,
+    pub selections: Vec<String>,
+    /// Prefetch keys to replace with a given value (`null`, an OperationOutcome, ...).
+    pub overrides: Vec<(&'static str, Option<Value>)>,
+    counter: usize,
+}
+
+impl Scenario {
+    pub fn new(hook: &'static str, age_years: i32) -> Scenario {
+        let birth = TODAY.replace_year(TODAY.year() - age_years).expect("birth date") - time::Duration::days(10);
+        Scenario {
+            hook,
+            patient_id: "pat-1".into(),
+            birth_date: Some(birth.to_string()),
+            gender: "female",
+            conditions: Vec::new(),
+            observations: Vec::new(),
+            medications: Vec::new(),
+            drafts: Vec::new(),
+            selections: Vec::new(),
+            overrides: Vec::new(),
+            counter: 0,
+        }
+    }
+
+    pub fn service(&self) -> &'static str {
+        match self.hook {
+            "patient-view" => "lbp-patient-view",
+            "order-select" => "lbp-order-select",
+            _ => "lbp-order-sign",
+        }
+    }
+
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}-{}", self.counter)
+    }
+
+    pub fn condition_full(mut self, system: &str, code: &str, extra: Value) -> Scenario {
+        let id = self.next_id("cond");
+        let mut resource = json!({
+            "resourceType": "Condition",
+            "id": id,
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)}
+        });
+        merge(&mut resource, extra);
+        self.conditions.push(resource);
+        self
+    }
+
+    /// An active condition with an onset `days` ago.
+    pub fn condition(self, system: &str, code: &str, onset_days_ago: i64) -> Scenario {
+        let extra = json!({
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "onsetDateTime": days_ago(onset_days_ago)
+        });
+        self.condition_full(system, code, extra)
+    }
+
+    /// Acute low back pain (ICD-10-CM M54.50) with onset `days` ago.
+    pub fn low_back_pain(self, onset_days_ago: i64) -> Scenario {
+        self.condition(ICD10, "M54.50", onset_days_ago)
+    }
+
+    pub fn observation(mut self, loinc: &str, value: f64, unit: &str, days_ago_: i64) -> Scenario {
+        let id = self.next_id("obs");
+        self.observations.push(json!({
+            "resourceType": "Observation",
+            "id": id,
+            "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": loinc}]},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)},
+            "effectiveDateTime": days_ago(days_ago_),
+            "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+        }));
+        self
+    }
+
+    pub fn medication(mut self, rxnorm: &str, text: &str, extra: Value) -> Scenario {
+        let id = self.next_id("med");
+        let mut resource = json!({
+            "resourceType": "MedicationRequest",
+            "id": id,
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxnorm}], "text": text},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)}
+        });
+        merge(&mut resource, extra);
+        self.medications.push(resource);
+        self
+    }
+
+    /// A draft ServiceRequest with one coding; selected for order-select.
+    pub fn order(mut self, system: &str, code: &str, text: &str) -> Scenario {
+        let id = self.next_id("order");
+        self.selections.push(format!("ServiceRequest/{id}"));
+        self.drafts.push(json!({
+            "resourceType": "ServiceRequest",
+            "id": id,
+            "status": "draft",
+            "intent": "order",
+            "code": {"coding": [{"system": system, "code": code, "display": text}], "text": text},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)}
+        }));
+        self
+    }
+
+    pub fn prefetch_override(mut self, key: &'static str, value: Option<Value>) -> Scenario {
+        self.overrides.push((key, value));
+        self
+    }
+
+    pub fn body(&self) -> Value {
+        let bundle = |resources: &[Value]| {
+            json!({
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": resources.len(),
+                "entry": resources.iter().map(|r| json!({"resource": r, "search": {"mode": "match"}})).collect::<Vec<_>>()
+            })
+        };
+        let mut patient = json!({"resourceType": "Patient", "id": self.patient_id, "gender": self.gender});
+        if let Some(birth) = &self.birth_date {
+            patient["birthDate"] = json!(birth);
+        }
+        let mut prefetch = serde_json::Map::new();
+        prefetch.insert("patient".into(), patient);
+        prefetch.insert("conditions".into(), bundle(&self.conditions));
+        prefetch.insert("observations".into(), bundle(&self.observations));
+        prefetch.insert("medications".into(), bundle(&self.medications));
+        prefetch.insert("procedures".into(), bundle(&[]));
+        prefetch.insert("serviceRequests".into(), bundle(&[]));
+        for (key, value) in &self.overrides {
+            match value {
+                Some(value) => prefetch.insert((*key).to_owned(), value.clone()),
+                None => prefetch.remove(*key),
+            };
+        }
+        let mut context = json!({"userId": "Practitioner/example", "patientId": self.patient_id});
+        if self.hook != "patient-view" {
+            context["draftOrders"] = json!({
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": self.drafts.iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()
+            });
+        }
+        if self.hook == "order-select" {
+            context["selections"] = json!(self.selections);
+        }
+        json!({
+            "hook": self.hook,
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": context,
+            "prefetch": prefetch
+        })
+    }
+}
+
+fn merge(target: &mut Value, extra: Value) {
+    if let (Some(target), Value::Object(extra)) = (target.as_object_mut(), extra) {
+        for (key, value) in extra {
+            target.insert(key, value);
+        }
+    }
+}
