@@ -1,0 +1,83 @@
+//! The `lbp-cds` binary: offline evaluation and content validation.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+}
+
+fn write_request(dir: &std::path::Path, scenario: &Scenario) -> std::path::PathBuf {
+    let path = dir.join("request.json");
+    std::fs::write(&path, serde_json::to_vec(&scenario.body()).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn evaluate_prints_readable_cards_and_raw_json() {
+    let dir = tempdir();
+    let scenario = Scenario::new("order-select", 50).low_back_pain(7).condition(ICD10, "G83.4", 2).order(CPT, "72148", "MRI lumbar");
+    let file = write_request(&dir, &scenario);
+    let output = binary().arg("evaluate").arg(&file).args(["--today", "2026-03-02"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("1. [CRITICAL]"), "most urgent first: {text}");
+    assert!(text.contains("type: red-flag-cauda-equina") && text.contains("type: imaging-indicated"), "{text}");
+    assert!(text.contains("appropriate"), "{text}");
+
+    let output = binary().arg("evaluate").arg(&file).args(["--today", "2026-03-02", "--json"]).output().unwrap();
+    let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_valid_response(&response);
+    assert_eq!(card_types(&response), vec!["imaging-indicated", "red-flag-cauda-equina"]);
+}
+
+#[test]
+fn evaluate_reports_bad_input_without_panicking() {
+    let dir = tempdir();
+    let file = dir.join("bad.json");
+    std::fs::write(&file, b"{\"hook\": \"patient-view\", \"hookInstance\": ").unwrap();
+    let output = binary().arg("evaluate").arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no service") || stderr.contains("not valid JSON"), "{stderr}");
+}
+
+#[test]
+fn invalid_content_stops_start_up_naming_file_and_field() {
+    let dir = tempdir();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards");
+    copy_dir(&source, &dir);
+    let rules = dir.join("rules.toml");
+    let text = std::fs::read_to_string(&rules).unwrap().replace("imaging_threshold_weeks = 6", "imaging_threshold_weeks = 0");
+    std::fs::write(&rules, text).unwrap();
+    let output = binary().args(["serve", "--listen", "127.0.0.1:0", "--content"]).arg(&dir).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("rules.toml") && stderr.contains("thresholds.imaging_threshold_weeks"), "{stderr}");
+
+    let output = binary().arg("check-content").output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("content is valid"));
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lbp-cds-test-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
