@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// only there (the public CDS Hooks sandbox).
     #[arg(long, env = "LBP_CDS_PAMA_EXTENSION_MIRROR", default_value_t = false)]
     pub pama_extension_mirror: bool,
+    /// SMART launch URL of an app that administers the STarT Back tool; the screening card
+    /// links to it (`type: smart`).
+    #[arg(long, env = "LBP_CDS_START_BACK_APP_URL", value_parser = parse_absolute_url)]
+    pub start_back_app_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +97,14 @@ pub struct EvaluateArgs {
     pub pama_extension_mirror: bool,
 }
 
+fn parse_absolute_url(value: &str) -> Result<String, String> {
+    if (value.starts_with("https://") || value.starts_with("http://")) && !value.contains(char::is_whitespace) {
+        Ok(value.to_owned())
+    } else {
+        Err("expected an absolute http(s) URL".into())
+    }
+}
+
 fn parse_date(value: &str) -> Result<Date, String> {
     Date::parse(value, time::macros::format_description!("[year]-[month]-[day]"))
         .map_err(|e| format!("expected YYYY-MM-DD: {e}"))
@@ -106,6 +118,7 @@ pub struct Settings {
     pub request_timeout_ms: u64,
     pub log_patient_ids: bool,
     pub pama_extension_mirror: bool,
+    pub start_back_app_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -116,6 +129,7 @@ impl Default for Settings {
             request_timeout_ms: 10_000,
             log_patient_ids: false,
             pama_extension_mirror: false,
+            start_back_app_url: None,
         }
     }
 }
@@ -128,6 +142,7 @@ impl Settings {
             request_timeout_ms: args.request_timeout_ms,
             log_patient_ids: args.log_patient_ids,
             pama_extension_mirror: args.pama_extension_mirror,
+            start_back_app_url: args.start_back_app_url.clone(),
         }
     }
 
@@ -137,6 +152,9 @@ impl Settings {
     }
 
     pub fn options(&self) -> Options {
-        Options { mirror_system_actions: self.pama_extension_mirror }
+        Options {
+            mirror_system_actions: self.pama_extension_mirror,
+            start_back_app_url: self.start_back_app_url.clone(),
+        }
     }
 }

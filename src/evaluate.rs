@@ -13,6 +13,8 @@ use crate::record::{self, KeyState, PatientRecord};
 pub struct Options {
     /// Mirror systemActions into `extension.systemActions` (older clients, the public sandbox).
     pub mirror_system_actions: bool,
+    /// SMART launch URL of a STarT Back app, linked from the screening card.
+    pub start_back_app_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,7 @@ pub fn respond(
         hook_instance: &request.hook_instance,
         patient_id: &request.context.patient_id,
         mirror_system_actions: options.mirror_system_actions,
+        start_back_app_url: options.start_back_app_url.clone(),
     };
     let assessment = assess::assess(&record, content, today, ctx.scope());
     let response = cards::render(&assessment, &record, content, &ctx);

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
                 return fail("no service for this request: pass --service ID or a request with a known `hook`");
             };
             let today = args.clock.today.unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
-            let options = Options { mirror_system_actions: args.pama_extension_mirror };
+            let options = Options { mirror_system_actions: args.pama_extension_mirror, start_back_app_url: None };
             match evaluate::evaluate_body(&content, service, &body, today, &options) {
                 Ok(outcome) if args.json => {
                     println!("{}", serde_json::to_string_pretty(&outcome.response).unwrap_or_default());

@@ -27,12 +27,14 @@ fn xray(scenario: Scenario) -> Scenario {
     scenario.order(CPT, "72100", "X-ray lumbosacral spine 2-3 views")
 }
 
-async fn run(rows: Vec<Row>) {
+/// Runs a table, comparing the card types of one family (a prefix such as `red-flag-`); other
+/// families have tables of their own.
+async fn run(family: &str, rows: Vec<Row>) {
     let app = TestApp::spawn().await;
     let mut failures = Vec::new();
     for row in rows {
         let response = app.cards(row.scenario.service(), &row.scenario.body()).await;
-        let got = card_types(&response);
+        let got: Vec<String> = card_types(&response).into_iter().filter(|t| t.starts_with(family)).collect();
         let mut want: Vec<String> = row.cards.iter().map(|c| (*c).to_owned()).collect();
         want.sort();
         let pama = pama_ratings(&response).first().map(|(_, rating)| rating.clone());
@@ -49,8 +51,9 @@ async fn run(rows: Vec<Row>) {
 #[tokio::test]
 async fn imaging_appropriateness() {
     let pv = |age| Scenario::new("order-sign", age);
-    run(vec![
+    run("imaging-", vec![
         row("no red flag, 2 weeks -> not indicated", "ACR LBP variant 1; Choosing Wisely AAFP", mri(pv(45).low_back_pain(14)), &["imaging-not-indicated"], Some("not-appropriate")),
+        row("red flag present -> the imaging card is about the red flag", "ACR LBP variant 7", mri(pv(45).low_back_pain(14).condition(ICD10, "B20", 900)), &["imaging-indicated"], Some("appropriate")),
         row("no red flag, 0 days -> not indicated", "ACR LBP variant 1", mri(pv(45).low_back_pain(0)), &["imaging-not-indicated"], Some("not-appropriate")),
         row("no red flag, 41 days (last day under 6 weeks) -> not indicated", "Choosing Wisely: first 6 weeks", mri(pv(45).low_back_pain(41)), &["imaging-not-indicated"], Some("not-appropriate")),
         row("no red flag, exactly 6 weeks -> conditional, not rated", "ACR LBP variants 2/3: after 6 weeks of care", mri(pv(45).low_back_pain(42)), &["imaging-conditional"], None),
@@ -75,9 +78,9 @@ async fn imaging_appropriateness() {
         row("non-lumbar imaging is left alone", "scope: lumbar imaging only", pv(45).low_back_pain(14).order(CPT, "70551", "MRI brain without contrast"), &[], None),
         row("child (12) -> adult rules do not fire", "ACP 2017 applies to adults", mri(pv(12).low_back_pain(7)), &[], None),
         row("exactly 18 -> adult", "ACP 2017 applies to adults", mri(pv(18).low_back_pain(7)), &["imaging-not-indicated"], Some("not-appropriate")),
-        row("red flag + MRI -> indicated, appropriate", "ACR LBP variant 7", mri(pv(45).low_back_pain(7).condition(ICD10, "C50.911", 300)), &["imaging-indicated", "red-flag-cancer"], Some("appropriate")),
-        row("cauda equina + X-ray -> indicated but X-ray usually not appropriate", "ACR LBP variant 4", xray(pv(45).low_back_pain(3).condition(ICD10, "R33.9", 2)), &["imaging-indicated", "red-flag-cauda-equina"], Some("not-appropriate")),
-        row("osteoporosis + X-ray -> appropriate", "ACR LBP variant 6", xray(pv(66).low_back_pain(7).condition(ICD10, "M81.0", 900)), &["imaging-indicated", "red-flag-fracture"], Some("appropriate")),
+        row("red flag + MRI -> indicated, appropriate", "ACR LBP variant 7", mri(pv(45).low_back_pain(7).condition(ICD10, "C50.911", 300)), &["imaging-indicated"], Some("appropriate")),
+        row("cauda equina + X-ray -> indicated but X-ray usually not appropriate", "ACR LBP variant 4", xray(pv(45).low_back_pain(3).condition(ICD10, "R33.9", 2)), &["imaging-indicated"], Some("not-appropriate")),
+        row("osteoporosis + X-ray -> appropriate", "ACR LBP variant 6", xray(pv(66).low_back_pain(7).condition(ICD10, "M81.0", 900)), &["imaging-indicated"], Some("appropriate")),
         row("missing observations -> cannot exclude red flags -> conditional", "CDS Hooks prefetch: absent key", mri(pv(45).low_back_pain(14)).prefetch_override("observations", None), &["imaging-conditional"], None),
         row("null observations -> no such data -> not indicated", "CDS Hooks prefetch: null", mri(pv(45).low_back_pain(14)).prefetch_override("observations", Some(json!(null))), &["imaging-not-indicated"], Some("not-appropriate")),
     ])
@@ -87,7 +90,7 @@ async fn imaging_appropriateness() {
 #[tokio::test]
 async fn red_flags_on_patient_view() {
     let pv = |age| Scenario::new("patient-view", age);
-    run(vec![
+    run("red-flag-", vec![
         row("LBP without red flags -> no card", "ACP 2017", pv(45).low_back_pain(14), &[], None),
         row("no LBP episode -> red flags not shown", "scope: LBP", pv(45).condition(ICD10, "G83.4", 2), &[], None),
         row("cauda equina syndrome diagnosis", "ACR LBP variant 4", pv(50).low_back_pain(7).condition(ICD10, "G83.4", 2), &["red-flag-cauda-equina"], None),

@@ -108,6 +108,12 @@ fn words(text: &str) -> String {
     out
 }
 
+/// Whether `text` contains one of `phrases` as whole words.
+pub(crate) fn has_phrase(text: &str, phrases: &[String]) -> bool {
+    let haystack = words(text);
+    phrases.iter().any(|phrase| haystack.contains(&words(phrase)))
+}
+
 /// Recognises local codes such as "MRI L-SPINE WO" by a lumbar word and a modality word.
 pub(crate) fn modality_from_text(concept: &Concept, text: &ImagingText) -> Option<Modality> {
     let all: String = concept
@@ -117,8 +123,7 @@ pub(crate) fn modality_from_text(concept: &Concept, text: &ImagingText) -> Optio
         .chain(concept.codes.iter().filter_map(|c| c.display.as_deref()))
         .collect::<Vec<_>>()
         .join(" ");
-    let haystack = words(&all);
-    let has = |phrases: &[String]| phrases.iter().any(|phrase| haystack.contains(&words(phrase)));
+    let has = |phrases: &[String]| has_phrase(&all, phrases);
     if !has(&text.lumbar) {
         return None;
     }

@@ -2,12 +2,14 @@
 //! so every rule is a table of cases in the tests and a line in a benchmark.
 
 mod episode;
+mod guidance;
 mod imaging;
 mod red_flags;
 
 use time::Date;
 
 pub use episode::Episode;
+pub use guidance::{classify as start_back_risk, DrugClass, OrderRef, Recommendation, Risk, Stage, StartBack};
 pub use imaging::{ConditionalReason, ImagingAssessment, ImagingVerdict, LumbarOrder, PamaRating};
 pub use red_flags::RedFlag;
 
@@ -46,6 +48,8 @@ pub struct Assessment {
     pub episode: Option<Episode>,
     pub red_flags: Vec<RedFlag>,
     pub imaging: Vec<ImagingAssessment>,
+    /// Guidance on what helps (referral, stratified care, ...); empty when a red flag is present.
+    pub recommendations: Vec<Recommendation>,
     /// Missing, incomplete or ambiguous data, in words for the cards.
     pub data_notes: Vec<String>,
 }
@@ -84,7 +88,14 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
         }
     };
     if let AgeGroup::Child(_) = age {
-        return Assessment { age, episode: None, red_flags: Vec::new(), imaging: Vec::new(), data_notes };
+        return Assessment {
+            age,
+            episode: None,
+            red_flags: Vec::new(),
+            imaging: Vec::new(),
+            recommendations: Vec::new(),
+            data_notes,
+        };
     }
     for kind in [ResourceKind::Condition, ResourceKind::Observation, ResourceKind::MedicationRequest] {
         match record.availability(kind) {
@@ -105,7 +116,24 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
     };
     let red_flags = red_flags::find(record, content, today, age_years, &mut data_notes);
     let imaging = imaging::assess_orders(orders, record, content, episode.as_ref(), &red_flags);
-    Assessment { age, episode, red_flags, imaging, data_notes }
+    // Red flags come first: no guidance beside them.
+    let recommendations = match &episode {
+        Some(episode) if red_flags.is_empty() => {
+            let inputs = guidance::Inputs {
+                record,
+                content,
+                today,
+                scope,
+                episode,
+                imaging_not_indicated: imaging
+                    .iter()
+                    .any(|i| matches!(i.verdict, ImagingVerdict::NotIndicated { .. })),
+            };
+            guidance::recommend(&inputs, &mut data_notes)
+        }
+        _ => Vec::new(),
+    };
+    Assessment { age, episode, red_flags, imaging, recommendations, data_notes }
 }
 
 /// Whole days from `from` to `to` (negative when `from` is later).

@@ -138,7 +138,7 @@ fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec
         if !(0..=window).contains(&age_days) {
             continue;
         }
-        let Some(quantity) = &observation.value_quantity else { continue };
+        let Some(quantity) = observation.quantity() else { continue };
         match celsius(quantity) {
             Some(value) if value >= thresholds.fever_celsius => evidence.push(Evidence {
                 reference: observation.reference.clone(),
@@ -169,7 +169,7 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
     let window = i64::from(thresholds.weight_loss_window_days);
     let mut weights: Vec<(Date, f64, &Observation)> = Vec::new();
     for observation in dated_observations(record, content, "body-weight") {
-        let (Some(date), Some(quantity)) = (observation.effective, &observation.value_quantity) else { continue };
+        let (Some(date), Some(quantity)) = (observation.effective, observation.quantity()) else { continue };
         if !(0..=window).contains(&days_between(date, today)) {
             continue;
         }

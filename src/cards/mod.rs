@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::assess::{
-    Assessment, Evidence, ImagingAssessment, ImagingVerdict, OrderScope, PamaRating, RedFlag,
+    Assessment, ConditionalReason, Evidence, ImagingAssessment, ImagingVerdict, OrderScope, PamaRating,
+    Recommendation, RedFlag, Stage,
 };
 use crate::content::{ActionKind, CardTemplate, Content, RedFlagCategory};
 use crate::hooks::{
@@ -36,6 +37,8 @@ pub struct RenderContext<'a> {
     pub patient_id: &'a str,
     /// Mirror systemActions into `extension.systemActions` for older clients.
     pub mirror_system_actions: bool,
+    /// A SMART app that administers the STarT Back tool, linked from `start-back-screening`.
+    pub start_back_app_url: Option<String>,
 }
 
 impl RenderContext<'_> {
@@ -74,6 +77,11 @@ pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content
                     system_actions.push(action);
                 }
             }
+        }
+    }
+    if assessment.adult_rules_apply() {
+        for recommendation in &assessment.recommendations {
+            cards.push(guidance_card(recommendation, assessment, content, ctx, &notes));
         }
     }
     // Most urgent first, as clients display them.
@@ -121,7 +129,10 @@ fn red_flag_card(
     notes: &str,
 ) -> Card {
     let template = content.card(category.card_type());
-    let finding_summary = shorten(&flags.iter().map(|f| lowercase_first(&f.finding)).collect::<Vec<_>>().join("; "), 50);
+    let finding_summary = shorten(
+        &flags.iter().map(|f| lowercase_first(&without_parentheses(&f.finding))).collect::<Vec<_>>().join("; "),
+        50,
+    );
     let vars = BTreeMap::from([
         ("finding_summary", finding_summary),
         ("findings", findings_markdown(flags)),
@@ -129,7 +140,8 @@ fn red_flag_card(
         ("data_notes", notes.to_owned()),
     ]);
     let uuid = card_uuid(ctx, category.card_type(), "");
-    build_card(template, &vars, uuid, None)
+    let target = Target { order: None, patient_id: ctx.patient_id, content };
+    build_card(template, vars, uuid, None, &target)
 }
 
 fn imaging_card(
@@ -140,34 +152,26 @@ fn imaging_card(
     notes: &str,
 ) -> Card {
     let thresholds = &content.rules.thresholds;
-    let (card_type, acr_variant, rating, extra_note) = match &imaging.verdict {
+    let (card_type, acr_variant, rating, variant) = match &imaging.verdict {
         ImagingVerdict::NotIndicated { variant } => {
             ("imaging-not-indicated", variant.clone(), "usually not appropriate".to_owned(), None)
         }
         ImagingVerdict::Indicated { variants, rating, .. } => {
-            ("imaging-indicated", variants.join("; "), rating.label().to_owned(), None)
+            let variant = if rating.is_appropriate() { "preferred" } else { "other-modality" };
+            ("imaging-indicated", variants.join("; "), rating.label().to_owned(), Some(variant))
         }
         ImagingVerdict::Conditional(reason) => {
-            let why = match reason {
-                crate::assess::ConditionalReason::BeyondThreshold => format!(
-                    "symptoms have lasted {} weeks or more without a red flag; whether imaging is appropriate depends on prior conservative care, which the record does not show.",
-                    thresholds.imaging_threshold_weeks
-                ),
-                crate::assess::ConditionalReason::UnknownDuration => {
-                    "no onset or recorded date is on record for the low back pain diagnosis, so the symptom duration is unknown.".to_owned()
-                }
-                crate::assess::ConditionalReason::NoDiagnosis => {
-                    "no low back pain diagnosis is on record, so the indication for this order is unknown.".to_owned()
-                }
-                crate::assess::ConditionalReason::IncompleteData => {
-                    "data needed to rule out red flags is missing or incomplete (see the data notes).".to_owned()
-                }
+            let variant = match reason {
+                ConditionalReason::BeyondThreshold => "beyond-threshold",
+                ConditionalReason::UnknownDuration => "unknown-duration",
+                ConditionalReason::NoDiagnosis => "no-diagnosis",
+                ConditionalReason::IncompleteData => "incomplete-data",
             };
             (
                 "imaging-conditional",
                 "ACR variant 2 or 3, depending on prior conservative care".to_owned(),
                 "not rated".to_owned(),
-                Some(format!("**Why this order is not rated:** {why}")),
+                Some(variant),
             )
         }
     };
@@ -177,11 +181,6 @@ fn imaging_card(
         50,
     );
     let order = &imaging.order;
-    let notes = match extra_note {
-        Some(note) if notes.is_empty() => note,
-        Some(note) => format!("{note}\n\n{notes}"),
-        None => notes.to_owned(),
-    };
     let vars = BTreeMap::from([
         ("modality", order.modality.label().to_owned()),
         ("order", format!("{} (`{}`, recognised by {})", order.label, order.reference, order.matched_by)),
@@ -192,64 +191,78 @@ fn imaging_card(
         ("finding_summary", finding_summary),
         ("acr_variant", acr_variant),
         ("rating", rating),
-        ("data_notes", notes),
+        ("data_notes", notes.to_owned()),
     ]);
     let uuid = card_uuid(ctx, card_type, &order.reference);
-    let template = content.card(card_type);
-    build_card(template, &vars, uuid, Some((imaging, ctx, content)))
+    let target = Target { order: order.has_id.then_some(order.reference.as_str()), patient_id: ctx.patient_id, content };
+    build_card(content.card(card_type), vars, uuid, variant, &target)
+}
+
+/// What a card's suggestions act on.
+struct Target<'a> {
+    /// The draft order the card is about, when it has an id (only then can it be deleted).
+    order: Option<&'a str>,
+    patient_id: &'a str,
+    content: &'a Content,
 }
 
 fn build_card(
     template: &CardTemplate,
-    vars: &BTreeMap<&str, String>,
+    mut vars: BTreeMap<&str, String>,
     uuid: Uuid,
-    order: Option<(&ImagingAssessment, &RenderContext<'_>, &Content)>,
+    variant: Option<&str>,
+    target: &Target<'_>,
 ) -> Card {
+    let variant = variant.and_then(|key| template.variants.get(key));
+    if let Some(variant) = variant {
+        let advice = variant.advice.render(|name| vars.get(name).map(String::as_str));
+        vars.insert("advice", advice);
+    }
     let lookup = |name: &str| vars.get(name).map(String::as_str);
-    let summary = shorten(template.summary.render(lookup).trim(), SUMMARY_LIMIT);
+    let summary_template = variant.and_then(|v| v.summary.as_ref()).unwrap_or(&template.summary);
+    let summary = shorten(summary_template.render(lookup).trim(), SUMMARY_LIMIT);
     let detail = tidy_markdown(&template.detail.render(lookup));
-    let suggestions: Vec<Suggestion> = match order {
-        Some((imaging, ctx, content)) if imaging.order.has_id => template
-            .suggestions
-            .iter()
-            .map(|suggestion| Suggestion {
-                label: suggestion.label.render(lookup),
-                uuid: Uuid::new_v5(&uuid, suggestion.key.as_bytes()).to_string(),
-                is_recommended: Some(suggestion.recommended),
-                actions: suggestion
-                    .actions
-                    .iter()
-                    .map(|action| {
-                        let description = action.description.render(lookup);
-                        match action.kind {
-                            ActionKind::DeleteOrder => Action {
-                                action_type: ActionType::Delete,
-                                description,
-                                resource: None,
-                                resource_id: Some(imaging.order.reference.clone()),
-                            },
-                            ActionKind::CreateReferral => Action {
-                                action_type: ActionType::Create,
-                                description,
-                                resource: Some(referral_resource(
-                                    content,
-                                    action.referral.as_deref().unwrap_or_default(),
-                                    ctx.patient_id,
-                                )),
-                                resource_id: None,
-                            },
-                        }
-                    })
-                    .collect(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let suggestions: Vec<Suggestion> = template
+        .suggestions
+        .iter()
+        // A suggestion that removes the order needs an order with an id.
+        .filter(|s| target.order.is_some() || s.actions.iter().all(|a| a.kind != ActionKind::DeleteOrder))
+        .map(|suggestion| Suggestion {
+            label: suggestion.label.render(lookup),
+            uuid: Uuid::new_v5(&uuid, suggestion.key.as_bytes()).to_string(),
+            is_recommended: Some(suggestion.recommended),
+            actions: suggestion
+                .actions
+                .iter()
+                .map(|action| {
+                    let description = action.description.render(lookup);
+                    match action.kind {
+                        ActionKind::DeleteOrder => Action {
+                            action_type: ActionType::Delete,
+                            description,
+                            resource: None,
+                            resource_id: target.order.map(str::to_owned),
+                        },
+                        ActionKind::CreateReferral => Action {
+                            action_type: ActionType::Create,
+                            description,
+                            resource: Some(referral_resource(
+                                target.content,
+                                action.referral.as_deref().unwrap_or_default(),
+                                target.patient_id,
+                            )),
+                            resource_id: None,
+                        },
+                    }
+                })
+                .collect(),
+        })
+        .collect();
     Card {
         uuid: uuid.to_string(),
         summary,
         detail: (!detail.is_empty()).then_some(detail),
-        indicator: template.indicator,
+        indicator: variant.and_then(|v| v.indicator).unwrap_or(template.indicator),
         source: Source {
             label: template.source.label.clone(),
             url: template.source.url.clone(),
@@ -281,7 +294,7 @@ fn build_card(
 /// A draft ServiceRequest for a referral from `referrals.toml`.
 pub fn referral_resource(content: &Content, name: &str, patient_id: &str) -> Value {
     let Some(referral) = content.referrals.get(name) else { return Value::Null };
-    json!({
+    let mut resource = json!({
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "order",
@@ -291,7 +304,11 @@ pub fn referral_resource(content: &Content, name: &str, patient_id: &str) -> Val
             "text": referral.text
         },
         "subject": {"reference": format!("Patient/{patient_id}")}
-    })
+    });
+    if let Some(detail) = &referral.order_detail {
+        resource["orderDetail"] = json!([{"text": detail}]);
+    }
+    resource
 }
 
 /// The draft order with the Argonaut PAMA rating extensions added.
@@ -329,6 +346,98 @@ fn pama_action(
         resource: Some(resource),
         resource_id: None,
     })
+}
+
+fn guidance_card(
+    recommendation: &Recommendation,
+    assessment: &Assessment,
+    content: &Content,
+    ctx: &RenderContext<'_>,
+    notes: &str,
+) -> Card {
+    let card_type = recommendation.card_type();
+    let mut vars = BTreeMap::from([
+        ("duration", duration_sentence(assessment)),
+        ("duration_short", duration_short(assessment)),
+        ("data_notes", notes.to_owned()),
+    ]);
+    let mut order = None;
+    let variant = match recommendation {
+        Recommendation::PtReferral { evidence } => {
+            vars.insert("evidence", evidence_markdown(evidence));
+            vars.insert("finding_summary", "no therapy referral or session this episode".into());
+            None
+        }
+        Recommendation::StartBackScreening => {
+            vars.insert("finding_summary", "no STarT Back result this episode".into());
+            None
+        }
+        Recommendation::StratifiedCare(result) => {
+            let scores = match (result.total, result.distress) {
+                (Some(total), Some(distress)) => format!(" (total {total}/9, distress {distress}/5)"),
+                _ => String::new(),
+            };
+            vars.insert("risk", format!("{}{scores}", result.risk.key()));
+            vars.insert("finding_summary", format!("{} risk", result.risk.key()));
+            let date = result.date.map(|d| format!(", recorded {d}")).unwrap_or_default();
+            vars.insert("risk_data", format!("{}{date}", result.source));
+            vars.insert("evidence", evidence_markdown(&result.evidence));
+            Some(result.risk.key())
+        }
+        Recommendation::ContinueTherapy { session } => {
+            vars.insert("evidence", evidence_markdown(std::slice::from_ref(session)));
+            vars.insert("finding_summary", "one physical therapy session so far".into());
+            None
+        }
+        Recommendation::ReassessProgress { stage, measures, care } => {
+            let mut evidence = measures.clone();
+            evidence.extend(care.iter().cloned());
+            vars.insert(
+                "evidence",
+                if measures.is_empty() {
+                    format!("- No pain score or Oswestry score is recorded in this episode.\n{}", evidence_markdown(care))
+                } else {
+                    evidence_markdown(&evidence)
+                },
+            );
+            vars.insert("finding_summary", format!("no documented improvement, {}", duration_short(assessment)));
+            Some(match stage {
+                Stage::Early => "early",
+                Stage::Late => "late",
+            })
+        }
+        Recommendation::MedicationAdvice { order: target, class } => {
+            vars.insert("order", format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by));
+            vars.insert("finding_summary", class.key().replace('-', " "));
+            order = Some(target);
+            Some(class.key())
+        }
+        Recommendation::PassiveModality { order: target, kind } => {
+            vars.insert("order", format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by));
+            vars.insert("finding_summary", kind.clone());
+            order = Some(target);
+            None
+        }
+    };
+    let subject = order.map(|o| o.reference.as_str()).unwrap_or("");
+    let uuid = card_uuid(ctx, card_type, subject);
+    let target = Target {
+        order: order.filter(|o| o.has_id).map(|o| o.reference.as_str()),
+        patient_id: ctx.patient_id,
+        content,
+    };
+    let mut card = build_card(content.card(card_type), vars, uuid, variant, &target);
+    if let (Recommendation::StartBackScreening, Some(url)) = (recommendation, &ctx.start_back_app_url) {
+        card.links.insert(
+            0,
+            Link { label: "Open the STarT Back screening app".into(), url: url.clone(), link_type: LinkType::Smart, app_context: None },
+        );
+    }
+    card
+}
+
+fn evidence_markdown(evidence: &[Evidence]) -> String {
+    evidence.iter().map(|e| format!("- `{}`: {}", e.reference, e.description)).collect::<Vec<_>>().join("\n")
 }
 
 fn findings_markdown(flags: &[&RedFlag]) -> String {
@@ -411,12 +520,30 @@ fn tidy_markdown(text: &str) -> String {
     out
 }
 
+/// "Cancer, current or history" -> "cancer, current or history"; acronyms ("HIV") stay.
 fn lowercase_first(text: &str) -> String {
     let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+    match (chars.next(), chars.next()) {
+        (Some(first), Some(second)) if second.is_lowercase() => {
+            first.to_lowercase().chain(std::iter::once(second)).chain(chars).collect()
+        }
+        _ => text.to_owned(),
     }
+}
+
+/// Drops parenthesised asides, for summaries that must stay short and balanced.
+fn without_parentheses(text: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            c if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Cuts text to at most `limit` characters at a word boundary, ending with "…".
@@ -443,6 +570,13 @@ mod tests {
         assert!(short.chars().count() <= 20, "{short}");
         assert!(short.ends_with('…'));
         assert_eq!(shorten("short", 20), "short");
+    }
+
+    #[test]
+    fn summary_words_keep_acronyms_and_drop_asides() {
+        assert_eq!(lowercase_first("HIV infection"), "HIV infection");
+        assert_eq!(lowercase_first("Osteoporosis"), "osteoporosis");
+        assert_eq!(without_parentheses("Motor deficit (foot drop, monoplegia) of the leg"), "Motor deficit of the leg");
     }
 
     #[test]

@@ -35,7 +35,7 @@ mod embedded {
 }
 
 /// Card types, as sent in `source.topic.code` (system `urn:lbp-cds:card-type`).
-pub const CARD_TYPES: [&str; 8] = [
+pub const CARD_TYPES: [&str; 15] = [
     "red-flag-cauda-equina",
     "red-flag-neurologic-deficit",
     "red-flag-cancer",
@@ -44,11 +44,43 @@ pub const CARD_TYPES: [&str; 8] = [
     "imaging-not-indicated",
     "imaging-indicated",
     "imaging-conditional",
+    "pt-referral",
+    "start-back-screening",
+    "stratified-care",
+    "continue-therapy",
+    "reassess-progress",
+    "medication-advice",
+    "passive-modality",
 ];
 
+/// Variant keys each card type must define (`[variants.<key>]`).
+pub fn required_variants(card_type: &str) -> &'static [&'static str] {
+    match card_type {
+        "imaging-indicated" => &["preferred", "other-modality"],
+        "imaging-conditional" => &["beyond-threshold", "unknown-duration", "no-diagnosis", "incomplete-data"],
+        "stratified-care" => &["low", "medium", "high"],
+        "reassess-progress" => &["early", "late"],
+        "medication-advice" => &["opioid", "benzodiazepine", "muscle-relaxant"],
+        _ => &[],
+    }
+}
+
 /// Value sets the rules refer to by name (in code, beyond those named in `rules.toml`).
-pub const REQUIRED_VALUE_SETS: [&str; 5] =
-    ["lbp-diagnosis", "lumbar-imaging", "body-temperature", "body-weight", "systemic-corticosteroids"];
+pub const REQUIRED_VALUE_SETS: [&str; 13] = [
+    "lbp-diagnosis",
+    "lumbar-imaging",
+    "body-temperature",
+    "body-weight",
+    "systemic-corticosteroids",
+    "pt-ot-services",
+    "opioids",
+    "benzodiazepines",
+    "muscle-relaxants",
+    "passive-modalities",
+    "start-back",
+    "pain-scores",
+    "oswestry",
+];
 
 const RED_FLAG_PLACEHOLDERS: &[&str] = &["finding_summary", "findings", "duration", "data_notes"];
 const IMAGING_PLACEHOLDERS: &[&str] = &[
@@ -62,6 +94,18 @@ const IMAGING_PLACEHOLDERS: &[&str] = &[
     "acr_variant",
     "rating",
     "data_notes",
+    "advice",
+];
+const GUIDANCE_PLACEHOLDERS: &[&str] = &[
+    "duration",
+    "duration_short",
+    "data_notes",
+    "evidence",
+    "finding_summary",
+    "order",
+    "risk",
+    "risk_data",
+    "advice",
 ];
 
 /// The five red-flag categories; each has its own card type.
@@ -131,6 +175,12 @@ pub struct Thresholds {
     pub steroid_min_days: u32,
     pub steroid_lookback_days: u32,
     pub fracture_age_years: i32,
+    /// Without documented improvement after this many weeks, review (4-6 weeks: ACR, ACP).
+    pub reassess_early_weeks: u32,
+    /// After this many weeks despite conservative care: multidisciplinary rehabilitation.
+    pub reassess_late_weeks: u32,
+    /// A fall of this percentage in pain or Oswestry score counts as improvement.
+    pub improvement_percent: f64,
 }
 
 /// How far back a condition counts.
@@ -243,6 +293,8 @@ pub struct Rules {
     pub thresholds: Thresholds,
     pub red_flags: Vec<RedFlagRule>,
     pub imaging: Imaging,
+    /// Words that identify TENS, therapeutic ultrasound or traction orders by text.
+    pub passive_modality_text: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +303,7 @@ struct WireRules {
     thresholds: Thresholds,
     red_flags: Vec<WireRedFlagRule>,
     imaging: Imaging,
+    passive_modality_text: BTreeMap<String, Vec<String>>,
 }
 
 /// A prefetch key: its query template and the kind of resource it returns.
@@ -291,6 +344,9 @@ pub struct Referral {
     pub code: String,
     pub display: String,
     pub text: String,
+    /// Put in ServiceRequest.orderDetail (for example "Telehealth (video) visits").
+    #[serde(default)]
+    pub order_detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -344,7 +400,19 @@ pub struct OverrideReason {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WireVariant {
+    #[serde(default)]
+    summary: Option<String>,
+    advice: String,
+    #[serde(default)]
+    indicator: Option<Indicator>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct WireCard {
+    #[serde(default)]
+    variants: BTreeMap<String, WireVariant>,
     indicator: Indicator,
     summary: String,
     detail: String,
@@ -374,8 +442,17 @@ pub struct SuggestionTemplate {
     pub actions: Vec<ActionTemplate>,
 }
 
+/// A variant of a card: its own summary, advice text and (optionally) indicator.
+#[derive(Debug, Clone)]
+pub struct VariantTemplate {
+    pub summary: Option<Template>,
+    pub advice: Template,
+    pub indicator: Option<Indicator>,
+}
+
 #[derive(Debug, Clone)]
 pub struct CardTemplate {
+    pub variants: BTreeMap<String, VariantTemplate>,
     pub card_type: String,
     pub indicator: Indicator,
     pub summary: Template,
@@ -555,7 +632,17 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
             format!("needs exactly one variant for each of: {}", expected.join(", ")),
         ));
     }
-    Ok(Rules { thresholds: wire.thresholds, red_flags, imaging })
+    if !(0.0..100.0).contains(&t.improvement_percent) || t.improvement_percent == 0.0 {
+        return Err(ContentError::new(FILE, "thresholds.improvement_percent", "must be between 0 and 100"));
+    }
+    if t.reassess_early_weeks == 0 || t.reassess_late_weeks <= t.reassess_early_weeks {
+        return Err(ContentError::new(
+            FILE,
+            "thresholds.reassess_late_weeks",
+            "must be greater than reassess_early_weeks, which must be greater than zero",
+        ));
+    }
+    Ok(Rules { thresholds: wire.thresholds, red_flags, imaging, passive_modality_text: wire.passive_modality_text })
 }
 
 /// CDS Hooks 2.0 prefetch tokens. 3.0's date arithmetic and FHIRPath are not used, so that every
@@ -624,7 +711,41 @@ fn parse_card(
     referrals: &BTreeMap<String, Referral>,
 ) -> Result<CardTemplate, ContentError> {
     let wire: WireCard = parse_toml(file, text)?;
-    let allowed = if card_type.starts_with("red-flag-") { RED_FLAG_PLACEHOLDERS } else { IMAGING_PLACEHOLDERS };
+    let allowed = if card_type.starts_with("red-flag-") {
+        RED_FLAG_PLACEHOLDERS
+    } else if card_type.starts_with("imaging-") {
+        IMAGING_PLACEHOLDERS
+    } else {
+        GUIDANCE_PLACEHOLDERS
+    };
+    let mut variants = BTreeMap::new();
+    for key in required_variants(card_type) {
+        if !wire.variants.contains_key(*key) {
+            return Err(ContentError::new(file, format!("variants.{key}"), "is required for this card type"));
+        }
+    }
+    for (key, variant) in &wire.variants {
+        if !required_variants(card_type).contains(&key.as_str()) {
+            return Err(ContentError::new(
+                file,
+                format!("variants.{key}"),
+                format!("is not a variant of this card type (expected: {})", required_variants(card_type).join(", ")),
+            ));
+        }
+        let field = |name: &str| format!("variants.{key}.{name}");
+        variants.insert(
+            key.clone(),
+            VariantTemplate {
+                summary: variant
+                    .summary
+                    .as_deref()
+                    .map(|text| Template::parse(file, &field("summary"), text, allowed))
+                    .transpose()?,
+                advice: Template::parse(file, &field("advice"), &variant.advice, allowed)?,
+                indicator: variant.indicator,
+            },
+        );
+    }
     let summary = Template::parse(file, "summary", &wire.summary, allowed)?;
     let detail = Template::parse(file, "detail", &wire.detail, allowed)?;
     if wire.summary.trim().is_empty() {
@@ -689,6 +810,7 @@ fn parse_card(
         }
     }
     Ok(CardTemplate {
+        variants,
         card_type: card_type.to_owned(),
         indicator: wire.indicator,
         summary,

@@ -80,6 +80,14 @@ impl Template {
         out
     }
 
+    /// The literal text before the first placeholder (tests use it to tell variants apart).
+    pub fn literal_prefix(&self) -> &str {
+        match self.segments.first() {
+            Some(Segment::Literal(text)) => text,
+            _ => "",
+        }
+    }
+
     /// The placeholder names used, for checks at load time.
     pub fn variables(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|segment| match segment {

@@ -215,6 +215,9 @@ pub fn canonical_system(system: &str) -> Option<&'static str> {
         "http://www.nlm.nih.gov/research/umls/rxnorm" | "urn:oid:2.16.840.1.113883.6.88" => {
             "http://www.nlm.nih.gov/research/umls/rxnorm"
         }
+        "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets" | "urn:oid:2.16.840.1.113883.6.285" => {
+            "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+        }
         _ => return None,
     })
 }
@@ -237,6 +240,7 @@ pub fn system_name(system: &str) -> &str {
         Some("http://www.ama-assn.org/go/cpt") => "CPT",
         Some("http://www.cms.gov/Medicare/Coding/ICD10") => "ICD-10-PCS",
         Some("http://www.nlm.nih.gov/research/umls/rxnorm") => "RxNorm",
+        Some("http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets") => "HCPCS",
         _ => system,
     }
 }

@@ -18,6 +18,7 @@ pub(super) enum Converted {
     MedicationRequest(MedicationRequest),
     Procedure(Procedure),
     ServiceRequest(ServiceRequest),
+    QuestionnaireResponse(QuestionnaireResponse),
 }
 
 pub(super) enum Read {
@@ -27,10 +28,19 @@ pub(super) enum Read {
 
 /// Parses one resource of a known kind. The error is a short reason for the skipped-resource
 /// report (serde's message: which field, which line and column; never the values).
-pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<Read, String> {
+pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[String]) -> Result<Read, String> {
     fn parse<T: for<'de> Deserialize<'de>>(json: &str) -> Result<T, String> {
         serde_json::from_str(json).map_err(|error| error.to_string())
     }
+    // fhir-sdk reads choice elements (`onset[x]`, `value[x]`, ...) through serde's `flatten`,
+    // which turns a malformed value into "absent". A fever with an unreadable value must not
+    // silently vanish, so a choice element that is present but not read skips the resource.
+    let unreadable = |name: &str, read: bool| -> Result<(), String> {
+        let present = members.iter().any(|member| {
+            member.strip_prefix(name).is_some_and(|rest| rest.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        });
+        if present && !read { Err(format!("`{name}[x]` is present but could not be read")) } else { Ok(()) }
+    };
     let converted = match kind {
         ResourceKind::Patient => {
             let patient: fhir::Patient = parse(json)?;
@@ -53,6 +63,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::Condition => {
             let condition: fhir::Condition = parse(json)?;
+            unreadable("onset", condition.onset.is_some())?;
+            unreadable("abatement", condition.abatement.is_some())?;
             if other_patient(Some(&condition.subject), patient_id) {
                 return Ok(Read::OtherPatient);
             }
@@ -84,6 +96,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::Observation => {
             let observation: fhir::Observation = parse(json)?;
+            unreadable("effective", observation.effective.is_some())?;
+            unreadable("value", observation.value.is_some())?;
             if other_patient(observation.subject.as_ref(), patient_id) {
                 return Ok(Read::OtherPatient);
             }
@@ -96,27 +110,39 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
                 _ => None,
             }
             .or_else(|| observation.issued.as_ref().map(|instant| instant.0.date()));
-            let (mut value_quantity, mut value_concept, mut value_integer) = (None, None, None);
-            match &observation.value {
-                Some(fhir::ObservationValue::Quantity(quantity)) => {
-                    value_quantity = quantity.value.filter(|v| v.is_finite()).map(|value| Quantity {
-                        value,
-                        unit: quantity.unit.clone(),
-                        code: quantity.code.clone(),
-                    });
-                }
-                Some(fhir::ObservationValue::CodeableConcept(value)) => value_concept = Some(concept(Some(value))),
-                Some(fhir::ObservationValue::Integer(value)) => value_integer = Some(i64::from(*value)),
-                _ => {}
-            }
+            let value = observation.value.as_ref().and_then(|value| match value {
+                fhir::ObservationValue::Quantity(quantity) => quantity_answer(quantity),
+                fhir::ObservationValue::CodeableConcept(value) => Some(Answer::Concept(concept(Some(value)))),
+                fhir::ObservationValue::Integer(value) => Some(Answer::Integer(i64::from(*value))),
+                fhir::ObservationValue::Boolean(value) => Some(Answer::Boolean(*value)),
+                fhir::ObservationValue::String(value) => Some(Answer::Text(value.clone())),
+                _ => None,
+            });
+            let components = observation
+                .component
+                .iter()
+                .flatten()
+                .map(|component| Component {
+                    code: concept(Some(&component.code)),
+                    value: component.value.as_ref().and_then(|value| match value {
+                        fhir::ObservationComponentValue::Quantity(quantity) => quantity_answer(quantity),
+                        fhir::ObservationComponentValue::CodeableConcept(value) => {
+                            Some(Answer::Concept(concept(Some(value))))
+                        }
+                        fhir::ObservationComponentValue::Integer(value) => Some(Answer::Integer(i64::from(*value))),
+                        fhir::ObservationComponentValue::Boolean(value) => Some(Answer::Boolean(*value)),
+                        fhir::ObservationComponentValue::String(value) => Some(Answer::Text(value.clone())),
+                        _ => None,
+                    }),
+                })
+                .collect();
             Converted::Observation(Observation {
                 reference: reference_of("Observation", observation.id.as_deref()),
                 code: concept(Some(&observation.code)),
                 status: code_text(&observation.status),
                 effective,
-                value_quantity,
-                value_concept,
-                value_integer,
+                value,
+                components,
             })
         }
         ResourceKind::MedicationRequest => {
@@ -157,8 +183,24 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
                     .collect(),
             })
         }
+        ResourceKind::QuestionnaireResponse => {
+            let response: fhir::QuestionnaireResponse = parse(json)?;
+            if other_patient(response.subject.as_ref(), patient_id) {
+                return Ok(Read::OtherPatient);
+            }
+            let mut answers = Vec::new();
+            flatten_items(&response.item, &mut answers, 0);
+            Converted::QuestionnaireResponse(QuestionnaireResponse {
+                reference: reference_of("QuestionnaireResponse", response.id.as_deref()),
+                questionnaire: response.questionnaire.clone(),
+                status: code_text(&response.status),
+                authored: response.authored.as_ref().map(fhir_date_time),
+                answers,
+            })
+        }
         ResourceKind::Procedure => {
             let procedure: fhir::Procedure = parse(json)?;
+            unreadable("performed", procedure.performed.is_some())?;
             if other_patient(Some(&procedure.subject), patient_id) {
                 return Ok(Read::OtherPatient);
             }
@@ -190,6 +232,39 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
     };
     Ok(Read::Resource(converted))
+}
+
+fn quantity_answer(quantity: &fhir_sdk::r4b::types::Quantity) -> Option<Answer> {
+    let value = quantity.value.filter(|v| v.is_finite())?;
+    Some(Answer::Quantity(Quantity { value, unit: quantity.unit.clone(), code: quantity.code.clone() }))
+}
+
+/// Questionnaire items nest; answers are collected depth-first (to a sane depth).
+fn flatten_items(items: &[Option<fhir::QuestionnaireResponseItem>], out: &mut Vec<QuestionnaireAnswer>, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    for item in items.iter().flatten() {
+        for answer in item.answer.iter().flatten() {
+            let value = answer.value.as_ref().and_then(|value| match value {
+                fhir::QuestionnaireResponseItemAnswerValue::Boolean(v) => Some(Answer::Boolean(*v)),
+                fhir::QuestionnaireResponseItemAnswerValue::Decimal(v) => Some(Answer::Decimal(*v)),
+                fhir::QuestionnaireResponseItemAnswerValue::Integer(v) => Some(Answer::Integer(i64::from(*v))),
+                fhir::QuestionnaireResponseItemAnswerValue::String(v) => Some(Answer::Text(v.clone())),
+                fhir::QuestionnaireResponseItemAnswerValue::Coding(coding) => Some(Answer::Concept(Concept {
+                    codes: vec![Code { system: coding.system.clone(), code: coding.code.clone(), display: coding.display.clone() }],
+                    text: None,
+                })),
+                fhir::QuestionnaireResponseItemAnswerValue::Quantity(quantity) => quantity_answer(quantity),
+                _ => None,
+            });
+            if let Some(value) = value {
+                out.push(QuestionnaireAnswer { link_id: item.link_id.clone(), text: item.text.clone(), value });
+            }
+            flatten_items(&answer.item, out, depth + 1);
+        }
+        flatten_items(&item.item, out, depth + 1);
+    }
 }
 
 /// A subject that names another patient. A subject without a literal reference (an identifier

@@ -28,16 +28,18 @@ pub enum ResourceKind {
     MedicationRequest,
     Procedure,
     ServiceRequest,
+    QuestionnaireResponse,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 7] = [
         ResourceKind::Patient,
         ResourceKind::Condition,
         ResourceKind::Observation,
         ResourceKind::MedicationRequest,
         ResourceKind::Procedure,
         ResourceKind::ServiceRequest,
+        ResourceKind::QuestionnaireResponse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +50,7 @@ impl ResourceKind {
             ResourceKind::MedicationRequest => "MedicationRequest",
             ResourceKind::Procedure => "Procedure",
             ResourceKind::ServiceRequest => "ServiceRequest",
+            ResourceKind::QuestionnaireResponse => "QuestionnaireResponse",
         }
     }
 
@@ -64,6 +67,7 @@ impl ResourceKind {
             ResourceKind::MedicationRequest => "medication requests",
             ResourceKind::Procedure => "procedures",
             ResourceKind::ServiceRequest => "service requests",
+            ResourceKind::QuestionnaireResponse => "questionnaire responses",
         }
     }
 }
@@ -127,6 +131,7 @@ pub struct PatientRecord {
     pub medications: Vec<MedicationRequest>,
     pub procedures: Vec<Procedure>,
     pub service_requests: Vec<ServiceRequest>,
+    pub questionnaire_responses: Vec<QuestionnaireResponse>,
     pub draft_orders: Vec<DraftOrder>,
     pub availability: BTreeMap<ResourceKind, Availability>,
     pub skipped: Vec<SkippedResource>,
@@ -184,7 +189,16 @@ impl RecordBuilder {
             }
             Some(PrefetchValue::Json(raw)) => self.add_json(key, kind, raw),
         };
+        let unreadable = self.record.skipped.iter().filter(|s| s.prefetch_key == key).count();
         match &state {
+            // A resource that could not be read may have held a red flag: the data is incomplete.
+            KeyState::Loaded if unreadable > 0 => {
+                self.report(key, "loaded-with-errors", Some(format!("{unreadable} resource(s) could not be read")));
+                self.record.availability.insert(
+                    kind,
+                    Availability::Incomplete(format!("{unreadable} resource(s) could not be read")),
+                );
+            }
             KeyState::Loaded => {
                 self.report(key, "loaded", None);
                 self.record.availability.insert(kind, Availability::Complete);
@@ -247,7 +261,7 @@ impl RecordBuilder {
     }
 
     fn add_resource(&mut self, key: &str, expected: ResourceKind, raw: &RawValue) {
-        let head: Head<'_> = match serde_json::from_str(raw.get()) {
+        let head: Head = match serde_json::from_str(raw.get()) {
             Ok(head) => head,
             Err(error) => {
                 self.skip(key, None, None, format!("not a JSON object with a resourceType ({error})"));
@@ -255,7 +269,7 @@ impl RecordBuilder {
             }
         };
         let Some(resource_type) = head.resource_type else {
-            self.skip(key, None, head.id.map(|id| id.into_owned()), "no resourceType".into());
+            self.skip(key, None, head.id, "no resourceType".into());
             return;
         };
         let Some(kind) = ResourceKind::parse(&resource_type) else {
@@ -269,17 +283,17 @@ impl RecordBuilder {
             self.record.ignored += 1;
             return;
         }
-        let id = head.id.map(|id| id.into_owned());
+        let id = head.id;
         if let Some(id) = &id {
             if !self.seen.insert((kind, id.clone())) {
                 return; // the same resource twice (overlapping pages or keys)
             }
         }
-        let result = convert::read(kind, raw.get(), &self.record.patient_id);
+        let result = convert::read(kind, raw.get(), &self.record.patient_id, &head.members);
         match result {
             Ok(convert::Read::Resource(resource)) => self.push(resource),
             Ok(convert::Read::OtherPatient) => self.record.ignored += 1,
-            Err(error) => self.skip(key, Some(resource_type.into_owned()), id, error),
+            Err(error) => self.skip(key, Some(resource_type), id, error),
         }
     }
 
@@ -296,6 +310,7 @@ impl RecordBuilder {
             convert::Converted::MedicationRequest(medication) => self.record.medications.push(medication),
             convert::Converted::Procedure(procedure) => self.record.procedures.push(procedure),
             convert::Converted::ServiceRequest(request) => self.record.service_requests.push(request),
+            convert::Converted::QuestionnaireResponse(response) => self.record.questionnaire_responses.push(response),
         }
     }
 
@@ -390,11 +405,36 @@ struct BundleLink {
     url: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Head<'a> {
-    #[serde(default, borrow)]
-    resource_type: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
+/// The top of a resource: its type, id and member names, read without building the resource.
+struct Head {
+    resource_type: Option<String>,
+    id: Option<String>,
+    members: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Head {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Head, D::Error> {
+        struct HeadVisitor;
+        impl<'de> serde::de::Visitor<'de> for HeadVisitor {
+            type Value = Head;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a FHIR resource object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
+                let mut head = Head { resource_type: None, id: None, members: Vec::new() };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "resourceType" => head.resource_type = map.next_value()?,
+                        "id" => head.id = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            head.members.push(key.into_owned());
+                        }
+                    }
+                }
+                Ok(head)
+            }
+        }
+        deserializer.deserialize_map(HeadVisitor)
+    }
 }

@@ -97,18 +97,62 @@ pub struct Quantity {
     pub code: Option<String>,
 }
 
+/// An observation value, component value or questionnaire answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Quantity(Quantity),
+    Concept(Concept),
+    Integer(i64),
+    Decimal(f64),
+    Boolean(bool),
+    Text(String),
+}
+
+impl Answer {
+    /// A number, if the answer is numeric (a quantity's value, an integer or a decimal).
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Answer::Quantity(quantity) => Some(quantity.value),
+            Answer::Integer(value) => Some(*value as f64),
+            Answer::Decimal(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    /// The words of a coded or text answer, lower-case ("agree", "very much").
+    pub fn words(&self) -> Option<String> {
+        match self {
+            Answer::Concept(concept) => Some(concept.label().to_lowercase()),
+            Answer::Text(text) => Some(text.to_lowercase()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    pub code: Concept,
+    pub value: Option<Answer>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub reference: String,
     pub code: Concept,
     pub status: String,
     pub effective: Option<Date>,
-    pub value_quantity: Option<Quantity>,
-    pub value_concept: Option<Concept>,
-    pub value_integer: Option<i64>,
+    pub value: Option<Answer>,
+    pub components: Vec<Component>,
 }
 
 impl Observation {
+    pub fn quantity(&self) -> Option<&Quantity> {
+        match &self.value {
+            Some(Answer::Quantity(quantity)) => Some(quantity),
+            _ => None,
+        }
+    }
+
     /// Preliminary, amended, corrected and final results count; cancelled, entered-in-error and
     /// unknown ones do not.
     pub fn counts(&self) -> bool {
@@ -130,6 +174,23 @@ pub struct MedicationRequest {
     pub validity_end: Option<Date>,
     /// Route codes and texts of the dosage instructions.
     pub routes: Vec<Concept>,
+}
+
+/// One answered item of a QuestionnaireResponse (nested items are flattened).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuestionnaireAnswer {
+    pub link_id: String,
+    pub text: Option<String>,
+    pub value: Answer,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuestionnaireResponse {
+    pub reference: String,
+    pub questionnaire: Option<String>,
+    pub status: String,
+    pub authored: Option<Date>,
+    pub answers: Vec<QuestionnaireAnswer>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

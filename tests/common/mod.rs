@@ -71,6 +71,7 @@ impl TestApp {
         let (status, response) = self.post(service, body).await;
         assert_eq!(status, 200, "expected 200 from {service}, got {status}: {response}");
         assert_valid_response(&response);
+        assert_consistent(&response);
         response
     }
 
@@ -195,6 +196,23 @@ pub fn assert_valid_response(response: &Value) {
     }
 }
 
+/// Cards must not contradict each other: red flags come first (no guidance beside them), and
+/// mutually exclusive recommendations never appear together.
+pub fn assert_consistent(response: &Value) {
+    let types = card_types(response);
+    let has = |t: &str| types.iter().any(|x| x == t);
+    let guidance = ["pt-referral", "start-back-screening", "stratified-care", "continue-therapy", "reassess-progress", "medication-advice", "passive-modality"];
+    if types.iter().any(|t| t.starts_with("red-flag-")) {
+        for t in guidance {
+            assert!(!has(t), "{t} beside a red flag: {types:?}");
+        }
+        assert!(!has("imaging-not-indicated"), "imaging called not indicated beside a red flag: {types:?}");
+    }
+    assert!(!(has("pt-referral") && has("continue-therapy")), "{types:?}");
+    assert!(!(has("start-back-screening") && has("stratified-care")), "{types:?}");
+    assert!(!(has("imaging-indicated") && has("imaging-not-indicated")), "{types:?}");
+}
+
 /// No `null`, `""`, `[]` or `{}` anywhere below `value` (the spec forbids them for optional fields).
 pub fn assert_no_empty_values(value: &Value, path: &str) {
     match value {
@@ -236,6 +254,9 @@ pub struct Scenario {
     pub conditions: Vec<Value>,
     pub observations: Vec<Value>,
     pub medications: Vec<Value>,
+    pub procedures: Vec<Value>,
+    pub service_requests: Vec<Value>,
+    pub questionnaires: Vec<Value>,
     pub drafts: Vec<Value>,
     pub selections: Vec<String>,
     /// Prefetch keys to replace with a given value (`null`, an OperationOutcome, ...).
@@ -254,6 +275,9 @@ impl Scenario {
             conditions: Vec::new(),
             observations: Vec::new(),
             medications: Vec::new(),
+            procedures: Vec::new(),
+            service_requests: Vec::new(),
+            questionnaires: Vec::new(),
             drafts: Vec::new(),
             selections: Vec::new(),
             overrides: Vec::new(),
@@ -330,6 +354,94 @@ impl Scenario {
         self
     }
 
+    /// An observation with any value (`{"valueInteger": 1}`, a component list, ...).
+    pub fn observation_with(mut self, loinc: &str, days_ago_: i64, value: Value) -> Scenario {
+        let id = self.next_id("obs");
+        let mut resource = json!({
+            "resourceType": "Observation",
+            "id": id,
+            "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": loinc}]},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)},
+            "effectiveDateTime": days_ago(days_ago_)
+        });
+        merge(&mut resource, value);
+        self.observations.push(resource);
+        self
+    }
+
+    /// A completed procedure (a therapy session) `days` ago.
+    pub fn procedure(mut self, system: &str, code: &str, days_ago_: i64) -> Scenario {
+        let id = self.next_id("proc");
+        self.procedures.push(json!({
+            "resourceType": "Procedure",
+            "id": id,
+            "status": "completed",
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)},
+            "performedDateTime": days_ago(days_ago_)
+        }));
+        self
+    }
+
+    /// A ServiceRequest on record (a referral), authored `days` ago.
+    pub fn referral(mut self, system: &str, code: &str, days_ago_: i64) -> Scenario {
+        let id = self.next_id("sr");
+        self.service_requests.push(json!({
+            "resourceType": "ServiceRequest",
+            "id": id,
+            "status": "active",
+            "intent": "order",
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)},
+            "authoredOn": days_ago(days_ago_)
+        }));
+        self
+    }
+
+    /// A completed STarT Back QuestionnaireResponse with the nine answers (1 = agree).
+    pub fn start_back_questionnaire(mut self, items: [u8; 9], days_ago_: i64) -> Scenario {
+        let id = self.next_id("qr");
+        let codes = ["91340-0", "91341-8", "91342-6", "91343-4", "91344-2", "91345-9", "91346-7", "91347-5", "91348-3"];
+        let item: Vec<Value> = codes
+            .iter()
+            .zip(items)
+            .enumerate()
+            .map(|(index, (code, value))| {
+                let answer = if index == 8 {
+                    json!({"valueCoding": {"display": if value == 1 { "Very much" } else { "Slightly" }}})
+                } else {
+                    json!({"valueCoding": {"display": if value == 1 { "Agree" } else { "Disagree" }}})
+                };
+                json!({"linkId": code, "answer": [answer]})
+            })
+            .collect();
+        self.questionnaires.push(json!({
+            "resourceType": "QuestionnaireResponse",
+            "id": id,
+            "status": "completed",
+            "subject": {"reference": format!("Patient/{}", self.patient_id)},
+            "authored": days_ago(days_ago_),
+            "item": item
+        }));
+        self
+    }
+
+    /// A draft MedicationRequest; selected for order-select.
+    pub fn medication_order(mut self, rxnorm: &str, text: &str) -> Scenario {
+        let id = self.next_id("medorder");
+        self.selections.push(format!("MedicationRequest/{id}"));
+        self.drafts.push(json!({
+            "resourceType": "MedicationRequest",
+            "id": id,
+            "status": "draft",
+            "intent": "order",
+            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxnorm, "display": text}], "text": text},
+            "subject": {"reference": format!("Patient/{}", self.patient_id)}
+        }));
+        self
+    }
+
     /// A draft ServiceRequest with one coding; selected for order-select.
     pub fn order(mut self, system: &str, code: &str, text: &str) -> Scenario {
         let id = self.next_id("order");
@@ -368,8 +480,9 @@ impl Scenario {
         prefetch.insert("conditions".into(), bundle(&self.conditions));
         prefetch.insert("observations".into(), bundle(&self.observations));
         prefetch.insert("medications".into(), bundle(&self.medications));
-        prefetch.insert("procedures".into(), bundle(&[]));
-        prefetch.insert("serviceRequests".into(), bundle(&[]));
+        prefetch.insert("procedures".into(), bundle(&self.procedures));
+        prefetch.insert("serviceRequests".into(), bundle(&self.service_requests));
+        prefetch.insert("questionnaireResponses".into(), bundle(&self.questionnaires));
         for (key, value) in &self.overrides {
             match value {
                 Some(value) => prefetch.insert((*key).to_owned(), value.clone()),

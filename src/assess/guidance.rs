@@ -1,0 +1,495 @@
+//! What helps instead of imaging: therapy referral, STarT Back stratified care, continuing
+//! therapy, reassessment, medication and passive-modality advice. Red flags come first: none of
+//! this is offered when a red flag is present (the caller checks).
+
+use time::Date;
+
+use super::{episode::Episode, Evidence, OrderScope};
+use crate::content::{Content, ValueSet};
+use crate::record::{Answer, DraftOrder, PatientRecord, ResourceKind};
+
+/// A draft order a card is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRef {
+    pub reference: String,
+    pub label: String,
+    pub draft_index: usize,
+    pub has_id: bool,
+    /// How it was recognised ("RxNorm 7804 “oxycodone”" or "order text").
+    pub matched_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+impl Risk {
+    pub fn key(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+        }
+    }
+}
+
+/// A STarT Back Screening Tool result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartBack {
+    pub risk: Risk,
+    pub total: Option<u32>,
+    pub distress: Option<u32>,
+    /// Which data the risk came from, in words.
+    pub source: String,
+    pub date: Option<Date>,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// 4 to 12 weeks without documented improvement.
+    Early,
+    /// 12 weeks or more despite conservative care.
+    Late,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrugClass {
+    Opioid,
+    Benzodiazepine,
+    MuscleRelaxant,
+}
+
+impl DrugClass {
+    pub fn key(self) -> &'static str {
+        match self {
+            DrugClass::Opioid => "opioid",
+            DrugClass::Benzodiazepine => "benzodiazepine",
+            DrugClass::MuscleRelaxant => "muscle-relaxant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recommendation {
+    PtReferral { evidence: Vec<Evidence> },
+    StartBackScreening,
+    StratifiedCare(StartBack),
+    ContinueTherapy { session: Evidence },
+    ReassessProgress { stage: Stage, measures: Vec<Evidence>, care: Vec<Evidence> },
+    MedicationAdvice { order: OrderRef, class: DrugClass },
+    PassiveModality { order: OrderRef, kind: String },
+}
+
+impl Recommendation {
+    pub fn card_type(&self) -> &'static str {
+        match self {
+            Recommendation::PtReferral { .. } => "pt-referral",
+            Recommendation::StartBackScreening => "start-back-screening",
+            Recommendation::StratifiedCare(_) => "stratified-care",
+            Recommendation::ContinueTherapy { .. } => "continue-therapy",
+            Recommendation::ReassessProgress { .. } => "reassess-progress",
+            Recommendation::MedicationAdvice { .. } => "medication-advice",
+            Recommendation::PassiveModality { .. } => "passive-modality",
+        }
+    }
+}
+
+/// PT and OT on record for the episode.
+#[derive(Debug, Default)]
+struct Therapy {
+    /// Referrals on record or being ordered now, and any PT/OT session.
+    any: Vec<Evidence>,
+    /// Completed physical therapy sessions, dated, in the episode.
+    pt_sessions: Vec<(Date, Evidence)>,
+}
+
+pub(super) struct Inputs<'a> {
+    pub record: &'a PatientRecord,
+    pub content: &'a Content,
+    pub today: Date,
+    pub scope: OrderScope,
+    pub episode: &'a Episode,
+    /// Whether an order in scope was rated "not indicated" (the referral card goes with it).
+    pub imaging_not_indicated: bool,
+}
+
+pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Recommendation> {
+    let Inputs { record, content, today, scope, episode, imaging_not_indicated } = *inputs;
+    let thresholds = &content.rules.thresholds;
+    let start = episode
+        .start
+        .unwrap_or_else(|| today - time::Duration::days(i64::from(thresholds.episode_gap_days)));
+    let complete = |kind: ResourceKind| record.availability(kind).is_complete();
+    let therapy_known = complete(ResourceKind::Procedure) && complete(ResourceKind::ServiceRequest);
+    let therapy = therapy(record, content, start, notes);
+    let mut out = Vec::new();
+
+    let start_back = start_back(record, content, start, notes);
+    // Low STarT Back risk means self-management without routine therapy (NICE NG59, Hill 2011).
+    let low_risk = start_back.as_ref().is_some_and(|result| result.risk == Risk::Low);
+    let wants_referral = match scope {
+        OrderScope::None => true,
+        OrderScope::Selected | OrderScope::All => imaging_not_indicated,
+    };
+    if wants_referral && therapy.any.is_empty() && !low_risk {
+        if therapy_known {
+            out.push(Recommendation::PtReferral { evidence: episode.evidence.clone() });
+        } else {
+            notes.push("Procedures or service requests were not fully available: a therapy referral could not be checked for.".into());
+        }
+    }
+
+    if scope == OrderScope::None {
+        match start_back {
+            Some(result) => out.push(Recommendation::StratifiedCare(result)),
+            None if complete(ResourceKind::Observation) => out.push(Recommendation::StartBackScreening),
+            None => {}
+        }
+        if therapy_known && therapy.pt_sessions.len() == 1 {
+            if let Some((_, session)) = therapy.pt_sessions.first() {
+                out.push(Recommendation::ContinueTherapy { session: session.clone() });
+            }
+        }
+        if let Some(days) = episode.duration_days {
+            let early = i64::from(thresholds.reassess_early_weeks) * 7;
+            let late = i64::from(thresholds.reassess_late_weeks) * 7;
+            if days >= early && complete(ResourceKind::Observation) {
+                let (improved, measures) = progress(record, content, start, thresholds.improvement_percent);
+                if !improved {
+                    let stage = if days >= late && !therapy.any.is_empty() { Stage::Late } else { Stage::Early };
+                    out.push(Recommendation::ReassessProgress { stage, measures, care: therapy.any.clone() });
+                }
+            }
+        }
+    } else {
+        for (index, order) in record.draft_orders.iter().enumerate() {
+            if scope == OrderScope::Selected && !order.selected {
+                continue;
+            }
+            match order.resource_type.as_str() {
+                "MedicationRequest" => {
+                    let classes = [
+                        (DrugClass::Opioid, "opioids"),
+                        (DrugClass::Benzodiazepine, "benzodiazepines"),
+                        (DrugClass::MuscleRelaxant, "muscle-relaxants"),
+                    ];
+                    if let Some((class, matched_by)) = classes
+                        .iter()
+                        .find_map(|(class, set)| ingredient_match(content.value_set(set), order).map(|m| (*class, m)))
+                    {
+                        out.push(Recommendation::MedicationAdvice { order: order_ref(order, index, matched_by), class });
+                    }
+                }
+                "ServiceRequest" => {
+                    if let Some((kind, matched_by)) = passive_modality(content, order) {
+                        out.push(Recommendation::PassiveModality { order: order_ref(order, index, matched_by), kind });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn order_ref(order: &DraftOrder, index: usize, matched_by: String) -> OrderRef {
+    OrderRef {
+        reference: order.reference.clone(),
+        label: order.code.label(),
+        draft_index: index,
+        has_id: order.id.is_some(),
+        matched_by,
+    }
+}
+
+/// A medication by code or, for product-coded orders, by an ingredient name in its text.
+fn ingredient_match(set: &ValueSet, order: &DraftOrder) -> Option<String> {
+    if let Some(m) = set.match_concept(&order.code) {
+        return Some(m.concept.describe());
+    }
+    let text = order.code.label().to_lowercase();
+    let words: Vec<&str> = text.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    set.concepts()
+        .iter()
+        .find(|concept| words.contains(&concept.display.to_lowercase().as_str()))
+        .map(|concept| format!("ingredient “{}” in the order text", concept.display))
+}
+
+fn passive_modality(content: &Content, order: &DraftOrder) -> Option<(String, String)> {
+    if let Some(m) = content.value_set("passive-modalities").match_concept(&order.code) {
+        return Some((m.concept.group.clone().unwrap_or_else(|| "passive modality".into()), m.concept.describe()));
+    }
+    let text = order.code.label();
+    content
+        .rules
+        .passive_modality_text
+        .iter()
+        .find(|(_, phrases)| super::imaging::has_phrase(&text, phrases))
+        .map(|(kind, _)| (kind.clone(), "order text".to_owned()))
+}
+
+fn therapy(record: &PatientRecord, content: &Content, start: Date, notes: &mut Vec<String>) -> Therapy {
+    let set = content.value_set("pt-ot-services");
+    let mut therapy = Therapy::default();
+    for request in &record.service_requests {
+        if matches!(request.status.as_str(), "revoked" | "entered-in-error") {
+            continue;
+        }
+        let Some(m) = set.match_concept(&request.code) else { continue };
+        if request.authored.is_none_or(|date| date >= start) {
+            therapy.any.push(Evidence {
+                reference: request.reference.clone(),
+                description: format!("referral {} ({}{})", m.concept.describe(), request.status, date_suffix(request.authored)),
+            });
+        }
+    }
+    for order in &record.draft_orders {
+        if let Some(m) = set.match_concept(&order.code) {
+            therapy.any.push(Evidence {
+                reference: order.reference.clone(),
+                description: format!("draft order {}", m.concept.describe()),
+            });
+        }
+    }
+    let mut undated = 0;
+    for procedure in &record.procedures {
+        if procedure.status != "completed" {
+            continue;
+        }
+        let Some(m) = set.match_concept(&procedure.code) else { continue };
+        let Some(date) = procedure.performed else {
+            undated += 1;
+            continue;
+        };
+        if date < start {
+            continue;
+        }
+        let evidence = Evidence {
+            reference: procedure.reference.clone(),
+            description: format!("{} on {date}", m.concept.describe()),
+        };
+        if m.concept.group.as_deref() == Some("pt") {
+            therapy.pt_sessions.push((date, evidence.clone()));
+        }
+        therapy.any.push(evidence);
+    }
+    if undated > 0 {
+        notes.push(format!("{undated} therapy procedure(s) carry no date and were not counted for this episode."));
+    }
+    therapy.pt_sessions.sort_by_key(|(date, _)| *date);
+    // Several procedures on one day are one session (evaluation plus exercise, say).
+    therapy.pt_sessions.dedup_by_key(|(date, _)| *date);
+    therapy
+}
+
+/// Whether pain (NRS) or function (Oswestry) improved by `percent` from first to latest in the
+/// episode, and the measures found.
+fn progress(record: &PatientRecord, content: &Content, start: Date, percent: f64) -> (bool, Vec<Evidence>) {
+    let mut improved = false;
+    let mut evidence = Vec::new();
+    for (set, label) in [("pain-scores", "pain score"), ("oswestry", "Oswestry score")] {
+        let set = content.value_set(set);
+        let mut values: Vec<(Date, f64, &str)> = record
+            .observations
+            .iter()
+            .filter(|o| o.counts() && set.match_concept(&o.code).is_some())
+            .filter_map(|o| Some((o.effective?, o.value.as_ref()?.number()?, o.reference.as_str())))
+            .filter(|(date, _, _)| *date >= start)
+            .collect();
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        for (date, value, reference) in &values {
+            evidence.push(Evidence { reference: (*reference).to_owned(), description: format!("{label} {value} on {date}") });
+        }
+        if let (Some(first), Some(last)) = (values.first(), values.last()) {
+            if first.0 < last.0 && first.1 > 0.0 && last.1 <= first.1 * (1.0 - percent / 100.0) {
+                improved = true;
+            }
+        }
+    }
+    (improved, evidence)
+}
+
+/// The latest STarT Back result in the episode: a recorded risk level, total and distress
+/// scores, or the nine items (Observations, panel components or QuestionnaireResponse answers).
+fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mut Vec<String>) -> Option<StartBack> {
+    let set = content.value_set("start-back");
+    let group_of = |concept: &crate::record::Concept| set.match_concept(concept).and_then(|m| m.concept.group.clone());
+    // Everything recorded per date: (group -> answer, evidence).
+    let mut by_date: std::collections::BTreeMap<Date, (Vec<(String, Answer)>, Vec<Evidence>)> = Default::default();
+    for observation in record.observations.iter().filter(|o| o.counts()) {
+        let Some(group) = group_of(&observation.code) else { continue };
+        let Some(date) = observation.effective.filter(|d| *d >= start) else { continue };
+        let entry = by_date.entry(date).or_default();
+        if let Some(value) = &observation.value {
+            entry.0.push((group.clone(), value.clone()));
+        }
+        for component in &observation.components {
+            if let (Some(group), Some(value)) = (group_of(&component.code), &component.value) {
+                entry.0.push((group, value.clone()));
+            }
+        }
+        entry.1.push(Evidence { reference: observation.reference.clone(), description: format!("STarT Back {group} on {date}") });
+    }
+    for response in &record.questionnaire_responses {
+        if !matches!(response.status.as_str(), "completed" | "amended") {
+            continue;
+        }
+        let Some(date) = response.authored.filter(|d| *d >= start) else { continue };
+        let answers: Vec<(String, Answer)> = response
+            .answers
+            .iter()
+            .filter_map(|answer| {
+                let code = answer.link_id.trim_start_matches('/').rsplit('/').next().unwrap_or_default();
+                let concept = crate::record::Concept {
+                    codes: vec![crate::record::Code {
+                        system: Some("http://loinc.org".into()),
+                        code: Some(code.to_owned()),
+                        display: None,
+                    }],
+                    text: None,
+                };
+                Some((group_of(&concept)?, answer.value.clone()))
+            })
+            .collect();
+        if answers.is_empty() {
+            continue;
+        }
+        let entry = by_date.entry(date).or_default();
+        entry.0.extend(answers);
+        entry.1.push(Evidence { reference: response.reference.clone(), description: format!("STarT Back questionnaire on {date}") });
+    }
+    let (date, (answers, evidence)) = by_date.into_iter().next_back()?;
+    let find = |group: &str| answers.iter().find(|(g, _)| g == group).map(|(_, a)| a);
+    let result = |risk, total, distress, source: &str| StartBack {
+        risk,
+        total,
+        distress,
+        source: source.to_owned(),
+        date: Some(date),
+        evidence: evidence.clone(),
+    };
+    if let Some(risk) = find("risk").and_then(risk_level) {
+        let total = find("total").and_then(score);
+        let distress = find("distress").and_then(score);
+        return Some(result(risk, total, distress, "the recorded STarT Back risk level"));
+    }
+    if let (Some(total), Some(distress)) = (find("total").and_then(score), find("distress").and_then(score)) {
+        return Some(result(classify(total, distress), Some(total), Some(distress), "the recorded total and distress scores"));
+    }
+    let items: Vec<Option<u32>> = (1..=9).map(|n| find(&format!("item{n}")).and_then(|a| item_score(n, a))).collect();
+    if items.iter().all(Option::is_some) {
+        let items: Vec<u32> = items.into_iter().flatten().collect();
+        let total = items.iter().sum();
+        let distress = items.iter().skip(4).sum();
+        return Some(result(classify(total, distress), Some(total), Some(distress), "the nine item answers (scored by the service)"));
+    }
+    let answered = items.iter().filter(|i| i.is_some()).count();
+    notes.push(format!(
+        "A STarT Back screening on {date} has {answered} of 9 items readable and no total, distress or risk score: its risk level could not be computed."
+    ));
+    None
+}
+
+/// STarT Back risk rule: total <= 3 low; distress >= 4 high; otherwise medium (Hill 2008).
+pub fn classify(total: u32, distress: u32) -> Risk {
+    if total <= 3 {
+        Risk::Low
+    } else if distress >= 4 {
+        Risk::High
+    } else {
+        Risk::Medium
+    }
+}
+
+fn score(answer: &Answer) -> Option<u32> {
+    let value = answer.number()?;
+    (value.is_finite() && (0.0..=9.0).contains(&value) && value.fract() == 0.0).then_some(value as u32)
+}
+
+fn risk_level(answer: &Answer) -> Option<Risk> {
+    if let Answer::Concept(concept) = answer {
+        for code in concept.codes.iter().filter_map(|c| c.code.as_deref()) {
+            match code {
+                "LA9193-9" => return Some(Risk::High),
+                "LA8982-6" => return Some(Risk::Medium),
+                "LA9194-7" => return Some(Risk::Low),
+                _ => {}
+            }
+        }
+    }
+    match answer.words()?.trim() {
+        "high" | "high risk" => Some(Risk::High),
+        "medium" | "medium risk" | "moderate" => Some(Risk::Medium),
+        "low" | "low risk" => Some(Risk::Low),
+        _ => None,
+    }
+}
+
+/// Items 1-8: Agree = 1, Disagree = 0. Item 9 (bothersomeness): Very much or Extremely = 1.
+fn item_score(item: u32, answer: &Answer) -> Option<u32> {
+    match answer {
+        Answer::Boolean(value) => return Some(u32::from(*value)),
+        Answer::Integer(_) | Answer::Decimal(_) | Answer::Quantity(_) => {
+            let value = answer.number()?;
+            return match (item, value) {
+                (_, v) if v == 0.0 || v == 1.0 && item != 9 => Some(v as u32),
+                // Item 9 on its 0-4 scale (not at all .. extremely): 3 and 4 score 1.
+                (9, v) if (0.0..=4.0).contains(&v) && v.fract() == 0.0 => Some(u32::from(v >= 3.0)),
+                _ => None,
+            };
+        }
+        _ => {}
+    }
+    let words = answer.words()?;
+    let words = words.trim();
+    if item == 9 {
+        return match words {
+            "very much" | "extremely" => Some(1),
+            "not at all" | "slightly" | "moderately" => Some(0),
+            _ => None,
+        };
+    }
+    match words {
+        "agree" | "yes" => Some(1),
+        "disagree" | "no" => Some(0),
+        _ => None,
+    }
+}
+
+fn date_suffix(date: Option<Date>) -> String {
+    date.map(|d| format!(", {d}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_back_risk_rule() {
+        assert_eq!(classify(3, 3), Risk::Low);
+        assert_eq!(classify(3, 0), Risk::Low);
+        assert_eq!(classify(4, 3), Risk::Medium);
+        assert_eq!(classify(9, 3), Risk::Medium);
+        assert_eq!(classify(4, 4), Risk::High);
+        assert_eq!(classify(9, 5), Risk::High);
+    }
+
+    #[test]
+    fn item_answers_score_as_the_tool_says() {
+        let text = |t: &str| Answer::Text(t.to_owned());
+        assert_eq!(item_score(1, &text("Agree")), Some(1));
+        assert_eq!(item_score(5, &text("Disagree")), Some(0));
+        assert_eq!(item_score(9, &text("Very much")), Some(1));
+        assert_eq!(item_score(9, &text("Moderately")), Some(0));
+        assert_eq!(item_score(9, &Answer::Integer(4)), Some(1));
+        assert_eq!(item_score(9, &Answer::Integer(2)), Some(0));
+        assert_eq!(item_score(3, &Answer::Integer(1)), Some(1));
+        assert_eq!(item_score(3, &Answer::Integer(2)), None);
+        assert_eq!(item_score(2, &Answer::Boolean(true)), Some(1));
+        assert_eq!(item_score(2, &text("maybe")), None);
+    }
+}
