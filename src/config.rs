@@ -24,6 +24,46 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Validate a content directory and exit.
     CheckContent(ContentArgs),
+    /// Development keys and signed test tokens, to call a protected server.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a key pair: a private key (PKCS#8 PEM) and the public JWKS to trust.
+    Keygen {
+        /// ES384 (default), RS384, ES256 or RS256.
+        #[arg(long, default_value = "ES384")]
+        alg: String,
+        /// Key id, put in the JWKS and in tokens.
+        #[arg(long, default_value = "dev-1")]
+        kid: String,
+        /// Directory for `<kid>.pem` and `jwks.json`.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Sign a CDS client JWT with a private key.
+    Sign {
+        /// The private key written by `token keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "ES384")]
+        alg: String,
+        #[arg(long, default_value = "dev-1")]
+        kid: String,
+        /// Issuer (`iss`): must be a trusted issuer of the server.
+        #[arg(long)]
+        iss: String,
+        /// Audience (`aud`): the exact URL the token will be sent to.
+        #[arg(long)]
+        aud: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 300)]
+        ttl: u64,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -77,6 +117,22 @@ pub struct ServeArgs {
     /// links to it (`type: smart`).
     #[arg(long, env = "LBP_CDS_START_BACK_APP_URL", value_parser = parse_absolute_url)]
     pub start_back_app_url: Option<String>,
+    /// Authentication configuration (TOML: trusted issuers, keys, FHIR servers). Without it,
+    /// authentication is off and the service only listens on loopback.
+    #[arg(long, env = "LBP_CDS_AUTH_CONFIG")]
+    pub auth_config: Option<PathBuf>,
+    /// Allow listening on a non-loopback address without authentication. Never in production.
+    #[arg(long, env = "LBP_CDS_INSECURE_NO_AUTH", default_value_t = false)]
+    pub insecure_no_auth: bool,
+    /// With authentication off: FHIR servers that `fhirServer` may name (comma-separated).
+    #[arg(long, env = "LBP_CDS_FHIR_SERVERS", value_delimiter = ',')]
+    pub fhir_servers: Vec<String>,
+    /// Largest accepted total size of request headers, in bytes (431 above it).
+    #[arg(long, env = "LBP_CDS_HEADER_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    pub header_limit_bytes: usize,
+    /// Requests handled at once; more are refused with 503 rather than queued.
+    #[arg(long, env = "LBP_CDS_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -119,6 +175,12 @@ pub struct Settings {
     pub log_patient_ids: bool,
     pub pama_extension_mirror: bool,
     pub start_back_app_url: Option<String>,
+    /// `None`: authentication is off.
+    pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
+    /// With authentication off: FHIR servers `fhirServer` may name.
+    pub fhir_servers: Vec<String>,
+    pub header_limit_bytes: usize,
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Settings {
@@ -130,13 +192,21 @@ impl Default for Settings {
             log_patient_ids: false,
             pama_extension_mirror: false,
             start_back_app_url: None,
+            auth: None,
+            fhir_servers: Vec::new(),
+            header_limit_bytes: 16 * 1024,
+            max_concurrent_requests: 256,
         }
     }
 }
 
 impl Settings {
-    pub fn from_args(args: &ServeArgs) -> Settings {
+    pub fn from_args(args: &ServeArgs, auth: Option<std::sync::Arc<crate::auth::Authenticator>>) -> Settings {
         Settings {
+            auth,
+            fhir_servers: args.fhir_servers.clone(),
+            header_limit_bytes: args.header_limit_bytes,
+            max_concurrent_requests: args.max_concurrent_requests,
             fixed_today: args.clock.today,
             body_limit_bytes: args.body_limit_bytes,
             request_timeout_ms: args.request_timeout_ms,

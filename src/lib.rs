@@ -4,12 +4,14 @@
 //! patient record) -> `assess` (pure clinical rules) -> `cards` (rendering from `content`).
 
 pub mod assess;
+pub mod auth;
 pub mod cards;
 pub mod config;
 pub mod content;
 pub mod evaluate;
 pub mod hooks;
 pub mod http;
+pub mod outbound;
 pub mod record;
 pub mod report;
 pub mod telemetry;

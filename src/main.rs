@@ -2,7 +2,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use lbp_cds::config::{Cli, Command, Settings};
+use lbp_cds::auth::keys::{client_claims, KeyPair};
+use lbp_cds::auth::{AuthConfig, Authenticator};
+use lbp_cds::config::{Cli, Command, Settings, TokenCommand};
 use lbp_cds::content::Content;
 use lbp_cds::evaluate::{self, Options};
 use lbp_cds::http::{self, AppState};
@@ -17,7 +19,25 @@ fn main() -> ExitCode {
                 Ok(content) => content,
                 Err(error) => return fail(&error.to_string()),
             };
-            let settings = Settings::from_args(&args);
+            let auth = match &args.auth_config {
+                Some(path) => match AuthConfig::load(path).and_then(|c| Authenticator::new(c, lbp_cds::outbound::client())) {
+                    Ok(auth) => Some(Arc::new(auth)),
+                    Err(error) => return fail(&error.to_string()),
+                },
+                None => None,
+            };
+            if auth.is_none() {
+                if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
+                    return fail(&format!(
+                        "refusing to listen on {} without authentication: configure trusted issuers with --auth-config, \
+                         listen on loopback, or (never in production) pass --insecure-no-auth",
+                        args.listen
+                    ));
+                }
+                eprintln!("lbp-cds: WARNING: authentication is OFF (no --auth-config): any caller is trusted.");
+                tracing::warn!("authentication is off: no trusted issuers are configured");
+            }
+            let settings = Settings::from_args(&args, auth);
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(error) => return fail(&format!("cannot start the runtime: {error}")),
@@ -62,6 +82,7 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error.to_string()),
             }
         }
+        Command::Token(command) => token(command),
         Command::CheckContent(args) => match args.load() {
             Ok(content) => {
                 println!(
@@ -108,6 +129,62 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+fn token(command: TokenCommand) -> ExitCode {
+    match command {
+        TokenCommand::Keygen { alg, kid, out } => {
+            let pair = match KeyPair::generate(&alg, &kid) {
+                Ok(pair) => pair,
+                Err(error) => return fail(&error.to_string()),
+            };
+            let key_path = out.join(format!("{kid}.pem"));
+            let jwks_path = out.join("jwks.json");
+            let jwks = serde_json::to_string_pretty(&pair.jwks()).unwrap_or_default();
+            if let Err(error) = std::fs::create_dir_all(&out)
+                .and_then(|()| write_private(&key_path, &pair.private_pem))
+                .and_then(|()| std::fs::write(&jwks_path, jwks))
+            {
+                return fail(&format!("cannot write keys: {error}"));
+            }
+            println!("private key: {}", key_path.display());
+            println!("public JWKS: {}", jwks_path.display());
+            ExitCode::SUCCESS
+        }
+        TokenCommand::Sign { key, alg, kid, iss, aud, ttl, tenant } => {
+            let private_pem = match std::fs::read_to_string(&key) {
+                Ok(pem) => pem,
+                Err(error) => return fail(&format!("cannot read {}: {error}", key.display())),
+            };
+            let algorithm = match alg.as_str() {
+                "ES384" => jsonwebtoken::Algorithm::ES384,
+                "ES256" => jsonwebtoken::Algorithm::ES256,
+                "RS384" => jsonwebtoken::Algorithm::RS384,
+                "RS256" => jsonwebtoken::Algorithm::RS256,
+                other => return fail(&format!("unsupported algorithm {other}")),
+            };
+            let signed = KeyPair::from_private_pem(algorithm, &kid, private_pem)
+                .and_then(|pair| pair.sign(&client_claims(&iss, &aud, ttl, tenant.as_deref())));
+            match signed {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(&error.to_string()),
+            }
+        }
+    }
+}
+
+/// Private keys are readable by their owner only.
+fn write_private(path: &std::path::Path, pem: &str) -> std::io::Result<()> {
+    std::fs::write(path, pem)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -17,6 +17,12 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
     PreconditionFailed(String),
     #[error("internal error")]
     Internal(String),
@@ -27,6 +33,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -36,6 +45,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "invalid",
             ApiError::NotFound(_) => "not-found",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::HeadersTooLarge(_) => "too-large",
+            ApiError::Unavailable(_) => "transient",
             ApiError::PreconditionFailed(_) => "incomplete",
             ApiError::Internal(_) => "exception",
         }

@@ -6,10 +6,14 @@ mod services;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use tower::ServiceBuilder;
 use serde_json::{json, Value};
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -27,6 +31,10 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
+    let hooks = Router::new()
+        .route("/cds-services", get(services::discovery))
+        .route("/cds-services/{id}", post(services::invoke))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // CDS clients run in browsers (the public sandbox sends a preflight before every call).
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -34,8 +42,7 @@ pub fn router(state: AppState) -> Router {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600));
     Router::new()
-        .route("/cds-services", get(services::discovery))
-        .route("/cds-services/{id}", post(services::invoke))
+        .merge(hooks)
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(not_found)
@@ -47,8 +54,54 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(settings.request_timeout_ms),
         ))
+        .layer(middleware::from_fn_with_state(settings.header_limit_bytes, limit_headers))
+        // Overload: refuse at once with 503 rather than queue requests past the EHR's timeout.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    error::ApiError::Unavailable("the service is at its concurrency limit; retry shortly".into())
+                }))
+                .load_shed()
+                .concurrency_limit(settings.max_concurrent_requests),
+        )
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            // Method and path only: query strings and headers (tokens) stay out of logs.
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+}
+
+/// Bearer JWT of the CDS client on every hook call (and on discovery unless it is open). The
+/// reason for a refusal is logged; the client gets a bare 401 (CDS Hooks security).
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(auth) = state.settings.auth.clone() else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path().to_owned();
+    if path == "/cds-services" && request.method() == Method::GET && auth.config().discovery_open {
+        return next.run(request).await;
+    }
+    let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match auth.authenticate(header, &path).await {
+        Ok(client) => {
+            tracing::debug!(issuer = %client.issuer, "client authenticated");
+            request.extensions_mut().insert(client);
+            next.run(request).await
+        }
+        Err(reason) => {
+            tracing::warn!(%path, %reason, "authentication failed");
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")]).into_response()
+        }
+    }
+}
+
+/// Refuses requests whose headers together exceed the limit (431).
+async fn limit_headers(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let size: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if size > limit {
+        return error::ApiError::HeadersTooLarge(format!("request headers exceed {limit} bytes")).into_response();
+    }
+    next.run(request).await
 }
 
 /// Liveness: the process answers.

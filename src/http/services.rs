@@ -4,11 +4,12 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
 use super::{error::ApiError, AppState};
+use crate::auth::{fhir_server_allowed, Client};
 use crate::evaluate::{self, Outcome};
 use crate::hooks::{CdsResponse, HookRequest};
 
@@ -40,6 +41,7 @@ pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
 pub async fn invoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    client: Option<Extension<Client>>,
     body: Bytes,
 ) -> Result<Json<CdsResponse>, ApiError> {
     let started = Instant::now();
@@ -51,6 +53,7 @@ pub async fn invoke(
     let span = tracing::info_span!("hook", hookInstance = %request.hook_instance, service = %service.id);
     async {
         evaluate::check_request(service, &request)?;
+        check_fhir_server(&state, client.as_ref().map(|c| &c.0), &request)?;
         let record = evaluate::record_from_prefetch(&state.content, service, &request)?;
         let today = state.settings.today();
         let outcome = evaluate::respond(&state.content, service, &request, record, today, &state.settings.options());
@@ -59,6 +62,27 @@ pub async fn invoke(
     }
     .instrument(span)
     .await
+}
+
+/// A client may only send us to the FHIR servers it is bound to (no server-side request
+/// forgery). Checked before any network call.
+fn check_fhir_server(state: &AppState, client: Option<&Client>, request: &HookRequest<'_>) -> Result<(), ApiError> {
+    let Some(fhir_server) = request.fhir_server.as_deref() else { return Ok(()) };
+    let allowed = match (client, &state.settings.auth) {
+        (Some(client), _) => client.may_use_fhir_server(fhir_server),
+        (None, Some(_)) => false,
+        (None, None) => fhir_server_allowed(&state.settings.fhir_servers, fhir_server),
+    };
+    if allowed {
+        return Ok(());
+    }
+    if state.settings.auth.is_some() {
+        tracing::warn!("fhirServer is not bound to this client; refused");
+        return Err(ApiError::Forbidden("fhirServer is not one of the FHIR servers this client may use".into()));
+    }
+    // Authentication off (local use): an unlisted server is never contacted; prefetch alone is used.
+    tracing::warn!("fhirServer is not in --fhir-servers; it will not be contacted");
+    Ok(())
 }
 
 fn log_outcome(outcome: &Outcome, request: &HookRequest<'_>, log_patient_ids: bool, started: Instant) {

@@ -27,10 +27,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
+        TestApp::spawn_with_address(move |_| settings).await
+    }
+
+    /// Builds the settings once the address is known (the JWT audience depends on it).
+    pub async fn spawn_with_address(settings: impl FnOnce(SocketAddr) -> Settings) -> TestApp {
         let content = Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"))
             .expect("content loads");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
+        let settings = settings(address);
         let state = AppState { content: Arc::new(content), settings: Arc::new(settings) };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -40,7 +46,7 @@ impl TestApp {
             .await
             .expect("server runs");
         });
-        TestApp { address, client: reqwest::Client::new(), shutdown: Some(tx) }
+        TestApp { address, client: lbp_cds::outbound::client(), shutdown: Some(tx) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -60,6 +66,22 @@ impl TestApp {
         let text = response.text().await.expect("body");
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, value)
+    }
+
+    /// Posts with an `Authorization: Bearer` token; returns status, `WWW-Authenticate` and body.
+    pub async fn post_with_token(&self, service: &str, body: &Value, token: &str) -> (u16, Option<String>, Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/cds-services/{service}")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        (status, challenge, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn post(&self, service: &str, body: &Value) -> (u16, Value) {
@@ -514,5 +536,65 @@ fn merge(target: &mut Value, extra: Value) {
         for (key, value) in extra {
             target.insert(key, value);
         }
+    }
+}
+
+/// A JWKS endpoint on loopback whose keys can be changed, counting fetches.
+pub struct JwksServer {
+    pub url: String,
+    pub keys: Arc<std::sync::Mutex<Value>>,
+    pub fetches: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    pub async fn start(jwks: Value) -> JwksServer {
+        use axum::routing::get;
+        let keys = Arc::new(std::sync::Mutex::new(jwks));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (k, f) = (keys.clone(), fetches.clone());
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            get(move || {
+                let (k, f) = (k.clone(), f.clone());
+                async move {
+                    f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    axum::Json(k.lock().unwrap().clone())
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        JwksServer { url, keys, fetches }
+    }
+
+    pub fn fetch_count(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A TCP listener that only counts connection attempts: proof that nothing was contacted.
+pub struct ConnectionCounter {
+    pub url: String,
+    count: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectionCounter {
+    pub async fn start() -> ConnectionCounter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = count.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        ConnectionCounter { url, count }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
