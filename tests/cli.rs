@@ -81,3 +81,37 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn without_issuers_the_service_refuses_a_non_loopback_address() {
+    let output = binary().args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to listen") && stderr.contains("--auth-config"), "{stderr}");
+}
+
+#[test]
+fn token_keygen_and_sign_make_a_usable_jwt() {
+    let dir = tempdir();
+    let output = binary().args(["token", "keygen", "--kid", "cli-1", "--out"]).arg(&dir).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let jwks: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("jwks.json")).unwrap()).unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], "cli-1");
+    assert!(jwks["keys"][0].get("d").is_none(), "the JWKS must not contain the private key");
+    let output = binary()
+        .args(["token", "sign", "--kid", "cli-1", "--iss", "https://ehr.example.org", "--aud", "http://127.0.0.1:8080/cds-services/lbp-patient-view", "--key"])
+        .arg(dir.join("cli-1.pem"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap();
+    let token = token.trim();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some("cli-1"));
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES384);
+    validation.set_audience(&["http://127.0.0.1:8080/cds-services/lbp-patient-view"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation).unwrap().claims;
+    assert_eq!(claims["iss"], "https://ehr.example.org");
+    assert!(claims["jti"].is_string());
+}
