@@ -133,6 +133,12 @@ pub struct ServeArgs {
     /// Requests handled at once; more are refused with 503 rather than queued.
     #[arg(long, env = "LBP_CDS_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+    /// Time budget for all FHIR queries of one hook call, in milliseconds.
+    #[arg(long, env = "LBP_CDS_FHIR_BUDGET_MS", default_value_t = 2_500)]
+    pub fhir_budget_ms: u64,
+    /// Pages followed per FHIR query (`next` links), the first included.
+    #[arg(long, env = "LBP_CDS_FHIR_MAX_PAGES", default_value_t = 10)]
+    pub fhir_max_pages: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -181,6 +187,7 @@ pub struct Settings {
     pub fhir_servers: Vec<String>,
     pub header_limit_bytes: usize,
     pub max_concurrent_requests: usize,
+    pub fetch_limits: crate::fhir::FetchLimits,
 }
 
 impl Default for Settings {
@@ -196,6 +203,7 @@ impl Default for Settings {
             fhir_servers: Vec::new(),
             header_limit_bytes: 16 * 1024,
             max_concurrent_requests: 256,
+            fetch_limits: crate::fhir::FetchLimits::default(),
         }
     }
 }
@@ -207,6 +215,11 @@ impl Settings {
             fhir_servers: args.fhir_servers.clone(),
             header_limit_bytes: args.header_limit_bytes,
             max_concurrent_requests: args.max_concurrent_requests,
+            fetch_limits: crate::fhir::FetchLimits {
+                budget: std::time::Duration::from_millis(args.fhir_budget_ms),
+                max_pages: args.fhir_max_pages.max(1),
+                ..crate::fhir::FetchLimits::default()
+            },
             fixed_today: args.clock.today,
             body_limit_bytes: args.body_limit_bytes,
             request_timeout_ms: args.request_timeout_ms,

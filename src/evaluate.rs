@@ -7,7 +7,8 @@ use crate::assess::{self, Assessment};
 use crate::cards::{self, RenderContext};
 use crate::content::{Content, ServiceDefinition};
 use crate::hooks::{CdsResponse, Hook, HookRequest, RequestError};
-use crate::record::{self, KeyState, PatientRecord};
+use crate::fhir::{self, Fetch, FetchLimits};
+use crate::record::{self, Availability, KeyState, PatientRecord};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -49,34 +50,94 @@ pub fn check_request(service: &ServiceDefinition, request: &HookRequest<'_>) -> 
     Ok(())
 }
 
-/// Builds the record from prefetch alone. Keys the client did not provide are reported; a
-/// required key that is missing is an error (412) because this path cannot fetch.
+/// Where missing data may be fetched from, decided by the HTTP layer (authentication and the
+/// FHIR server allow-lists).
+#[derive(Debug, Clone, Copy)]
+pub struct FhirAccess<'a> {
+    pub base: &'a str,
+    /// The EHR's access token; `None` for an open FHIR server that configuration allows.
+    pub token: Option<&'a str>,
+    pub http: &'a reqwest::Client,
+    pub limits: &'a FetchLimits,
+}
+
+/// Builds the record from prefetch alone (the offline path).
 pub fn record_from_prefetch(
     content: &Content,
     service: &ServiceDefinition,
     request: &HookRequest<'_>,
 ) -> Result<PatientRecord, EvaluateError> {
     let keys = content.prefetch_keys(service);
-    let (builder, states) = record::from_prefetch(request, &keys);
-    let missing_required: Vec<String> = states
-        .iter()
-        .filter(|(key, _, state)| {
-            matches!(state, KeyState::NotProvided(_)) && content.prefetch.get(key).is_some_and(|p| p.required)
-        })
-        .map(|(key, _, state)| match state {
-            KeyState::NotProvided(reason) => format!("`{key}` ({reason})"),
-            _ => format!("`{key}`"),
-        })
-        .collect();
-    if !missing_required.is_empty() {
-        let how = if request.fhir_server.is_some() {
-            "fetching from fhirServer is not supported yet"
+    let (builder, _) = record::from_prefetch(request, &keys);
+    require(content, service, builder.finish(), "no fhirServer was given to fetch it from")
+}
+
+/// Builds the record from prefetch and, for keys the client left out, sent as an
+/// OperationOutcome or only as a first page, from the FHIR server: every query at once, under one
+/// time budget. A query that fails degrades the answer; only missing required data is a 412.
+pub async fn gather_record(
+    content: &Content,
+    service: &ServiceDefinition,
+    request: &HookRequest<'_>,
+    access: Option<FhirAccess<'_>>,
+) -> Result<PatientRecord, EvaluateError> {
+    let keys = content.prefetch_keys(service);
+    let (mut builder, states) = record::from_prefetch(request, &keys);
+    let Some(access) = access else {
+        let why = if request.fhir_server.is_some() {
+            "fhirServer is not one this service may contact"
         } else {
             "no fhirServer was given to fetch it from"
         };
-        return Err(EvaluateError::MissingData(format!("{}; {how}", missing_required.join(", "))));
+        return require(content, service, builder.finish(), why);
+    };
+    let base = access.base.trim_end_matches('/');
+    let fetches: Vec<Fetch> = states
+        .iter()
+        .filter_map(|(key, kind, state)| {
+            let (url, continuation) = match state {
+                KeyState::Loaded => return None,
+                KeyState::MorePages(next) => (next.clone(), true),
+                KeyState::NotProvided(_) => {
+                    let template = &content.prefetch.get(key)?.query;
+                    (format!("{base}/{}", fhir::render_query(template, request)?), false)
+                }
+            };
+            Some(Fetch { key: key.clone(), kind: *kind, url, continuation })
+        })
+        .collect();
+    if !fetches.is_empty() {
+        tracing::info!(queries = fetches.len(), "fetching data the client did not prefetch");
+        let fetched = fhir::fetch_all(access.http, base, access.token, fetches, access.limits).await;
+        fhir::merge(&mut builder, fetched);
     }
-    Ok(builder.finish())
+    require(content, service, builder.finish(), "the FHIR server did not provide it")
+}
+
+/// Required data (patient, conditions) that is still missing: nothing useful can be said (412).
+fn require(
+    content: &Content,
+    service: &ServiceDefinition,
+    record: PatientRecord,
+    why: &str,
+) -> Result<PatientRecord, EvaluateError> {
+    let missing: Vec<String> = service
+        .prefetch
+        .iter()
+        .filter_map(|key| {
+            let prefetch = content.prefetch.get(key)?;
+            let kind = prefetch.kind?;
+            match record.availability(kind) {
+                Availability::Missing(reason) if prefetch.required => Some(format!("`{key}` ({reason})")),
+                _ => None,
+            }
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(record)
+    } else {
+        Err(EvaluateError::MissingData(format!("{}; {why}", missing.join(", "))))
+    }
 }
 
 /// Assesses a record and renders the response.

@@ -9,6 +9,7 @@ pub mod cards;
 pub mod config;
 pub mod content;
 pub mod evaluate;
+pub mod fhir;
 pub mod hooks;
 pub mod http;
 pub mod outbound;

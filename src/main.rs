@@ -105,7 +105,7 @@ async fn serve(listen: std::net::SocketAddr, content: Content, settings: Setting
         tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
     }
     tracing::info!(address = %local, "lbp-cds listening; discovery at http://{local}/cds-services");
-    let state = AppState { content: Arc::new(content), settings: Arc::new(settings) };
+    let state = AppState::new(content, settings);
     http::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 

@@ -25,6 +25,7 @@ fn issuer(keys: &[&KeyPair]) -> IssuerConfig {
         jku_prefixes: Vec::new(),
         fhir_servers: vec![FHIR.into()],
         tenants: Vec::new(),
+        open_fhir_servers: Vec::new(),
     }
 }
 

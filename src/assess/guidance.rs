@@ -146,7 +146,10 @@ pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Rec
     if scope == OrderScope::None {
         match start_back {
             Some(result) => out.push(Recommendation::StratifiedCare(result)),
-            None if complete(ResourceKind::Observation) => out.push(Recommendation::StartBackScreening),
+            // A result could be in either observations or questionnaire responses.
+            None if complete(ResourceKind::Observation) && complete(ResourceKind::QuestionnaireResponse) => {
+                out.push(Recommendation::StartBackScreening)
+            }
             None => {}
         }
         if therapy_known && therapy.pt_sessions.len() == 1 {

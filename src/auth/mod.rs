@@ -76,6 +76,10 @@ pub struct IssuerConfig {
     /// If set, the `tenant` claim must be one of these.
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// FHIR servers (among `fhir_servers`) that may be queried without an access token, when a
+    /// request brings `fhirServer` without `fhirAuthorization` (open servers, like the sandbox's).
+    #[serde(default)]
+    pub open_fhir_servers: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,12 +123,18 @@ pub struct Client {
     pub issuer: String,
     pub tenant: Option<String>,
     pub fhir_servers: Vec<String>,
+    pub open_fhir_servers: Vec<String>,
 }
 
 impl Client {
     /// Whether this client may send us to `fhir_server` (exact base URL, trailing slash ignored).
     pub fn may_use_fhir_server(&self, fhir_server: &str) -> bool {
         fhir_server_allowed(&self.fhir_servers, fhir_server)
+    }
+
+    /// Whether `fhir_server` may be queried without a token.
+    pub fn may_query_openly(&self, fhir_server: &str) -> bool {
+        self.may_use_fhir_server(fhir_server) && fhir_server_allowed(&self.open_fhir_servers, fhir_server)
     }
 }
 
@@ -214,7 +224,7 @@ impl AuthConfig {
             if issuer.jwks.is_none() && issuer.jwks_file.is_none() && issuer.jwks_url.is_none() && issuer.jku_prefixes.is_empty() {
                 return Err(invalid(field("jwks"), "needs a key source: jwks, jwks_file, jwks_url or jku_prefixes"));
             }
-            for url in issuer.jwks_url.iter().chain(&issuer.jku_prefixes).chain(&issuer.fhir_servers) {
+            for url in issuer.jwks_url.iter().chain(&issuer.jku_prefixes).chain(&issuer.fhir_servers).chain(&issuer.open_fhir_servers) {
                 if !is_http_url(url) {
                     return Err(invalid(field("jwks_url/jku_prefixes/fhir_servers"), "must be absolute http(s) URLs"));
                 }
@@ -330,7 +340,12 @@ impl Authenticator {
                 return Err(AuthError::Replay);
             }
         }
-        Ok(Client { issuer: claims.iss, tenant: claims.tenant, fhir_servers: issuer.config.fhir_servers.clone() })
+        Ok(Client {
+            issuer: claims.iss,
+            tenant: claims.tenant,
+            fhir_servers: issuer.config.fhir_servers.clone(),
+            open_fhir_servers: issuer.config.open_fhir_servers.clone(),
+        })
     }
 
     async fn find_key(

@@ -27,6 +27,14 @@ use crate::content::Content;
 pub struct AppState {
     pub content: Arc<Content>,
     pub settings: Arc<Settings>,
+    /// One pooled client for every FHIR server and JWKS fetch.
+    pub http: reqwest::Client,
+}
+
+impl AppState {
+    pub fn new(content: Content, settings: Settings) -> AppState {
+        AppState { content: Arc::new(content), settings: Arc::new(settings), http: crate::outbound::client() }
+    }
 }
 
 pub fn router(state: AppState) -> Router {

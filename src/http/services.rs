@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::{error::ApiError, AppState};
 use crate::auth::{fhir_server_allowed, Client};
-use crate::evaluate::{self, Outcome};
+use crate::evaluate::{self, FhirAccess, Outcome};
 use crate::hooks::{CdsResponse, HookRequest};
 
 /// `GET /cds-services`. Always open, always 200.
@@ -53,8 +53,8 @@ pub async fn invoke(
     let span = tracing::info_span!("hook", hookInstance = %request.hook_instance, service = %service.id);
     async {
         evaluate::check_request(service, &request)?;
-        check_fhir_server(&state, client.as_ref().map(|c| &c.0), &request)?;
-        let record = evaluate::record_from_prefetch(&state.content, service, &request)?;
+        let access = fhir_access(&state, client.as_ref().map(|c| &c.0), &request)?;
+        let record = evaluate::gather_record(&state.content, service, &request, access).await?;
         let today = state.settings.today();
         let outcome = evaluate::respond(&state.content, service, &request, record, today, &state.settings.options());
         log_outcome(&outcome, &request, state.settings.log_patient_ids, started);
@@ -64,25 +64,39 @@ pub async fn invoke(
     .await
 }
 
-/// A client may only send us to the FHIR servers it is bound to (no server-side request
-/// forgery). Checked before any network call.
-fn check_fhir_server(state: &AppState, client: Option<&Client>, request: &HookRequest<'_>) -> Result<(), ApiError> {
-    let Some(fhir_server) = request.fhir_server.as_deref() else { return Ok(()) };
-    let allowed = match (client, &state.settings.auth) {
-        (Some(client), _) => client.may_use_fhir_server(fhir_server),
-        (None, Some(_)) => false,
-        (None, None) => fhir_server_allowed(&state.settings.fhir_servers, fhir_server),
+/// Whether and how missing data may be fetched. A client may only send us to the FHIR servers it
+/// is bound to (no server-side request forgery): checked before any network call. Without a token
+/// a server is queried only if configuration lists it as open.
+fn fhir_access<'a>(
+    state: &'a AppState,
+    client: Option<&Client>,
+    request: &'a HookRequest<'_>,
+) -> Result<Option<FhirAccess<'a>>, ApiError> {
+    let Some(fhir_server) = request.fhir_server.as_deref() else { return Ok(None) };
+    let settings = &state.settings;
+    let token = request.fhir_authorization.as_ref().map(|a| a.access_token.as_str());
+    let (bound, open) = match (client, &settings.auth) {
+        (Some(client), _) => (client.may_use_fhir_server(fhir_server), client.may_query_openly(fhir_server)),
+        (None, Some(_)) => (false, false),
+        (None, None) => {
+            let listed = fhir_server_allowed(&settings.fhir_servers, fhir_server);
+            (listed, listed)
+        }
     };
-    if allowed {
-        return Ok(());
+    if !bound {
+        if settings.auth.is_some() {
+            tracing::warn!("fhirServer is not bound to this client; refused");
+            return Err(ApiError::Forbidden("fhirServer is not one of the FHIR servers this client may use".into()));
+        }
+        // Authentication off (local use): an unlisted server is never contacted; prefetch alone is used.
+        tracing::warn!("fhirServer is not in --fhir-servers; it will not be contacted");
+        return Ok(None);
     }
-    if state.settings.auth.is_some() {
-        tracing::warn!("fhirServer is not bound to this client; refused");
-        return Err(ApiError::Forbidden("fhirServer is not one of the FHIR servers this client may use".into()));
+    if token.is_none() && !open {
+        tracing::warn!("fhirServer came without fhirAuthorization and is not configured as open; not queried");
+        return Ok(None);
     }
-    // Authentication off (local use): an unlisted server is never contacted; prefetch alone is used.
-    tracing::warn!("fhirServer is not in --fhir-servers; it will not be contacted");
-    Ok(())
+    Ok(Some(FhirAccess { base: fhir_server, token, http: &state.http, limits: &settings.fetch_limits }))
 }
 
 fn log_outcome(outcome: &Outcome, request: &HookRequest<'_>, log_patient_ids: bool, started: Instant) {

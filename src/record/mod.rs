@@ -324,9 +324,24 @@ impl RecordBuilder {
         self.record.keys.push(KeyReport { key: key.to_owned(), status, detail });
     }
 
-    /// Records how a key ended up after fetching.
-    pub fn report_key(&mut self, key: &str, status: &'static str, detail: Option<String>) {
+    /// Records how a key ended up after fetching from the FHIR server.
+    pub fn mark_fetched(
+        &mut self,
+        key: &str,
+        kind: ResourceKind,
+        status: &'static str,
+        detail: Option<String>,
+        availability: Availability,
+    ) {
+        let unreadable = self.record.skipped.iter().filter(|s| s.prefetch_key == key).count();
+        let availability = match availability {
+            Availability::Complete if unreadable > 0 => {
+                Availability::Incomplete(format!("{unreadable} resource(s) could not be read"))
+            }
+            other => other,
+        };
         self.report(key, status, detail);
+        self.record.availability.insert(kind, availability);
     }
 
     /// Reads `context.draftOrders` (a Bundle of unsigned orders), marking `selections`.

@@ -37,7 +37,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let settings = settings(address);
-        let state = AppState { content: Arc::new(content), settings: Arc::new(settings) };
+        let state = AppState::new(content, settings);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             http::serve(listener, state, async {
