@@ -58,6 +58,8 @@ impl Hfs {
             .env("HFS_NL_SEARCH_ENABLED", "false")
             .env("HFS_SOF_ENABLED", "false")
             .env("HFS_LOG_LEVEL", "warn")
+            // Bundle links must name the address it really serves on.
+            .env("HFS_BASE_URL", format!("http://127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -8,16 +8,6 @@ use common::*;
 use lbp_cds::content::Content;
 use serde_json::{json, Value};
 
-const GUIDANCE: [&str; 7] = [
-    "pt-referral",
-    "start-back-screening",
-    "stratified-care",
-    "continue-therapy",
-    "reassess-progress",
-    "medication-advice",
-    "passive-modality",
-];
-
 struct Row {
     rule: &'static str,
     source: &'static str,
@@ -56,7 +46,7 @@ async fn run(rows: Vec<Row>) {
     let mut failures = Vec::new();
     for row in rows {
         let response = app.cards(row.scenario.service(), &row.scenario.body()).await;
-        let got: Vec<String> = card_types(&response).into_iter().filter(|t| GUIDANCE.contains(&t.as_str())).collect();
+        let got: Vec<String> = card_types(&response).into_iter().filter(|t| lbp_cds::content::is_guidance(t)).collect();
         let mut want: Vec<String> = row.cards.iter().map(|c| (*c).to_owned()).collect();
         want.sort();
         if got != want {

@@ -78,7 +78,8 @@ pub enum Recommendation {
     PtReferral { evidence: Vec<Evidence> },
     StartBackScreening,
     StratifiedCare(StartBack),
-    ContinueTherapy { session: Evidence },
+    /// The procedures of the one session day.
+    ContinueTherapy { session: Vec<Evidence> },
     ReassessProgress { stage: Stage, measures: Vec<Evidence>, care: Vec<Evidence> },
     MedicationAdvice { order: OrderRef, class: DrugClass },
     PassiveModality { order: OrderRef, kind: String },
@@ -103,8 +104,8 @@ impl Recommendation {
 struct Therapy {
     /// Referrals on record or being ordered now, and any PT/OT session.
     any: Vec<Evidence>,
-    /// Completed physical therapy sessions, dated, in the episode.
-    pt_sessions: Vec<(Date, Evidence)>,
+    /// Completed physical therapy procedures in the episode, by day (one day is one session).
+    pt_sessions: std::collections::BTreeMap<Date, Vec<Evidence>>,
 }
 
 pub(super) struct Inputs<'a> {
@@ -153,7 +154,7 @@ pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Rec
             None => {}
         }
         if therapy_known && therapy.pt_sessions.len() == 1 {
-            if let Some((_, session)) = therapy.pt_sessions.first() {
+            if let Some(session) = therapy.pt_sessions.values().next() {
                 out.push(Recommendation::ContinueTherapy { session: session.clone() });
             }
         }
@@ -276,16 +277,18 @@ fn therapy(record: &PatientRecord, content: &Content, start: Date, notes: &mut V
             description: format!("{} on {date}", m.concept.describe()),
         };
         if m.concept.group.as_deref() == Some("pt") {
-            therapy.pt_sessions.push((date, evidence.clone()));
+            therapy.pt_sessions.entry(date).or_default().push(evidence.clone());
         }
         therapy.any.push(evidence);
     }
     if undated > 0 {
         notes.push(format!("{undated} therapy procedure(s) carry no date and were not counted for this episode."));
     }
-    therapy.pt_sessions.sort_by_key(|(date, _)| *date);
-    // Several procedures on one day are one session (evaluation plus exercise, say).
-    therapy.pt_sessions.dedup_by_key(|(date, _)| *date);
+    // Several procedures on one day are one session (evaluation plus exercise, say); the order
+    // the server returned them in must not matter.
+    for evidence in therapy.pt_sessions.values_mut() {
+        evidence.sort_by(|a, b| a.reference.cmp(&b.reference));
+    }
     therapy
 }
 
@@ -378,17 +381,17 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
     if let Some(risk) = find("risk").and_then(risk_level) {
         let total = find("total").and_then(score);
         let distress = find("distress").and_then(score);
-        return Some(result(risk, total, distress, "the recorded STarT Back risk level"));
+        return Some(result(risk, total, distress, "The recorded STarT Back risk level"));
     }
     if let (Some(total), Some(distress)) = (find("total").and_then(score), find("distress").and_then(score)) {
-        return Some(result(classify(total, distress), Some(total), Some(distress), "the recorded total and distress scores"));
+        return Some(result(classify(total, distress), Some(total), Some(distress), "The recorded total and distress scores"));
     }
     let items: Vec<Option<u32>> = (1..=9).map(|n| find(&format!("item{n}")).and_then(|a| item_score(n, a))).collect();
     if items.iter().all(Option::is_some) {
         let items: Vec<u32> = items.into_iter().flatten().collect();
         let total = items.iter().sum();
         let distress = items.iter().skip(4).sum();
-        return Some(result(classify(total, distress), Some(total), Some(distress), "the nine item answers (scored by the service)"));
+        return Some(result(classify(total, distress), Some(total), Some(distress), "The nine item answers (scored by the service)"));
     }
     let answered = items.iter().filter(|i| i.is_some()).count();
     notes.push(format!(

@@ -385,7 +385,7 @@ fn guidance_card(
             Some(result.risk.key())
         }
         Recommendation::ContinueTherapy { session } => {
-            vars.insert("evidence", evidence_markdown(std::slice::from_ref(session)));
+            vars.insert("evidence", evidence_markdown(session));
             vars.insert("finding_summary", "one physical therapy session so far".into());
             None
         }

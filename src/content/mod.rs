@@ -53,6 +53,11 @@ pub const CARD_TYPES: [&str; 15] = [
     "passive-modality",
 ];
 
+/// The guidance card types (what helps instead of imaging); none appears beside a red flag.
+pub fn is_guidance(card_type: &str) -> bool {
+    !card_type.starts_with("red-flag-") && !card_type.starts_with("imaging-")
+}
+
 /// Variant keys each card type must define (`[variants.<key>]`).
 pub fn required_variants(card_type: &str) -> &'static [&'static str] {
     match card_type {

@@ -1,9 +1,9 @@
-//! Conversion from fhir-sdk's R4B models (which read R4 JSON) into the record's facts.
-//! Record resources go through the typed models; draft orders are read leniently because the
-//! spec warns that their details may be incomplete.
+//! Conversion from FHIR JSON into the record's facts, through views typed with fhir-sdk's R4B
+//! datatypes (which read R4 JSON). Draft orders are read more leniently still, because the spec
+//! warns that their details may be incomplete.
 
-use fhir_sdk::r4b::resources as fhir;
-use fhir_sdk::r4b::types::{CodeableConcept, Reference};
+use fhir_sdk::r4b::codes;
+use fhir_sdk::r4b::types::{Age, CodeableConcept, Coding, Duration as FhirDuration, Period, Quantity as FhirQuantity, Reference};
 use serde::Deserialize;
 use time::{Date, Month};
 
@@ -24,26 +24,227 @@ pub(super) enum Converted {
 pub(super) enum Read {
     Resource(Converted),
     OtherPatient,
+    /// A resource of another type (an `_include`d Patient in a Condition search, say).
+    OtherType,
 }
 
-/// Parses one resource of a known kind. The error is a short reason for the skipped-resource
-/// report (serde's message: which field, which line and column; never the values).
-pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[String]) -> Result<Read, String> {
+// Views of the resources: the elements the rules read, typed with fhir-sdk's R4B datatypes
+// (CodeableConcept, Reference, Quantity, Period, dates and code enums). Reading views instead of
+// fhir-sdk's whole resources skips the elements nobody reads without building them, and types
+// each choice element (`onsetDateTime`, `valueQuantity`, ...) on its own, so a malformed one
+// makes the resource unreadable (skipped and reported) instead of silently absent.
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PatientView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    gender: Option<codes::AdministrativeGender>,
+    birth_date: Option<fhir_sdk::Date>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConditionView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    clinical_status: Option<CodeableConcept>,
+    verification_status: Option<CodeableConcept>,
+    code: Option<CodeableConcept>,
+    subject: Option<Reference>,
+    onset_date_time: Option<fhir_sdk::DateTime>,
+    onset_period: Option<Period>,
+    onset_age: Option<Age>,
+    abatement_date_time: Option<fhir_sdk::DateTime>,
+    abatement_period: Option<Period>,
+    recorded_date: Option<fhir_sdk::DateTime>,
+}
+
+/// `value[x]` of an Observation, a component or a questionnaire answer. (Each view lists the
+/// `value*` members itself: serde's `flatten` would buffer the whole resource.)
+macro_rules! answer_of {
+    ($view:expr) => {{
+        let view = $view;
+        if let Some(quantity) = &view.value_quantity {
+            quantity_answer(quantity)
+        } else if let Some(value) = &view.value_codeable_concept {
+            Some(Answer::Concept(concept(Some(value))))
+        } else if let Some(coding) = &view.value_coding {
+            Some(Answer::Concept(Concept { codes: vec![code_of(coding)], text: None }))
+        } else if let Some(value) = view.value_integer {
+            Some(Answer::Integer(value))
+        } else if let Some(value) = view.value_decimal.filter(|v: &f64| v.is_finite()) {
+            Some(Answer::Decimal(value))
+        } else if let Some(value) = view.value_boolean {
+            Some(Answer::Boolean(value))
+        } else {
+            view.value_string.clone().map(Answer::Text)
+        }
+    }};
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObservationView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    status: codes::ObservationStatus,
+    code: CodeableConcept,
+    subject: Option<Reference>,
+    effective_date_time: Option<fhir_sdk::DateTime>,
+    effective_period: Option<Period>,
+    effective_instant: Option<fhir_sdk::Instant>,
+    issued: Option<fhir_sdk::Instant>,
+    #[serde(default)]
+    value_quantity: Option<FhirQuantity>,
+    #[serde(default)]
+    value_codeable_concept: Option<CodeableConcept>,
+    #[serde(default)]
+    value_coding: Option<Coding>,
+    #[serde(default)]
+    value_integer: Option<i64>,
+    #[serde(default)]
+    value_decimal: Option<f64>,
+    #[serde(default)]
+    value_boolean: Option<bool>,
+    #[serde(default)]
+    value_string: Option<String>,
+    #[serde(default)]
+    component: Vec<ComponentView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ComponentView {
+    code: CodeableConcept,
+    #[serde(default)]
+    value_quantity: Option<FhirQuantity>,
+    #[serde(default)]
+    value_codeable_concept: Option<CodeableConcept>,
+    #[serde(default)]
+    value_coding: Option<Coding>,
+    #[serde(default)]
+    value_integer: Option<i64>,
+    #[serde(default)]
+    value_decimal: Option<f64>,
+    #[serde(default)]
+    value_boolean: Option<bool>,
+    #[serde(default)]
+    value_string: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MedicationRequestView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    intent: String,
+    medication_codeable_concept: Option<CodeableConcept>,
+    medication_reference: Option<Reference>,
+    subject: Option<Reference>,
+    authored_on: Option<fhir_sdk::DateTime>,
+    dispense_request: Option<DispenseView>,
+    #[serde(default)]
+    dosage_instruction: Vec<DosageView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DispenseView {
+    validity_period: Option<Period>,
+    number_of_repeats_allowed: Option<u32>,
+    expected_supply_duration: Option<FhirDuration>,
+}
+
+#[derive(Deserialize)]
+struct DosageView {
+    route: Option<CodeableConcept>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProcedureView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    status: codes::EventStatus,
+    code: Option<CodeableConcept>,
+    subject: Option<Reference>,
+    performed_date_time: Option<fhir_sdk::DateTime>,
+    performed_period: Option<Period>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceRequestView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    status: codes::RequestStatus,
+    code: Option<CodeableConcept>,
+    subject: Option<Reference>,
+    authored_on: Option<fhir_sdk::DateTime>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QuestionnaireResponseView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    questionnaire: Option<String>,
+    status: codes::QuestionnaireResponseStatus,
+    subject: Option<Reference>,
+    authored: Option<fhir_sdk::DateTime>,
+    #[serde(default)]
+    item: Vec<ItemView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemView {
+    link_id: String,
+    text: Option<String>,
+    #[serde(default)]
+    answer: Vec<AnswerView>,
+    #[serde(default)]
+    item: Vec<ItemView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerView {
+    #[serde(default)]
+    value_quantity: Option<FhirQuantity>,
+    #[serde(default)]
+    value_codeable_concept: Option<CodeableConcept>,
+    #[serde(default)]
+    value_coding: Option<Coding>,
+    #[serde(default)]
+    value_integer: Option<i64>,
+    #[serde(default)]
+    value_decimal: Option<f64>,
+    #[serde(default)]
+    value_boolean: Option<bool>,
+    #[serde(default)]
+    value_string: Option<String>,
+    #[serde(default)]
+    item: Vec<ItemView>,
+}
+
+/// Parses one resource expected to be of `kind`. The error is a short reason for the
+/// skipped-resource report (serde's message: which field, line and column; never the values).
+pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<Read, String> {
     fn parse<T: for<'de> Deserialize<'de>>(json: &str) -> Result<T, String> {
         serde_json::from_str(json).map_err(|error| error.to_string())
     }
-    // fhir-sdk reads choice elements (`onset[x]`, `value[x]`, ...) through serde's `flatten`,
-    // which turns a malformed value into "absent". A fever with an unreadable value must not
-    // silently vanish, so a choice element that is present but not read skips the resource.
-    let unreadable = |name: &str, read: bool| -> Result<(), String> {
-        let present = members.iter().any(|member| {
-            member.strip_prefix(name).is_some_and(|rest| rest.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
-        });
-        if present && !read { Err(format!("`{name}[x]` is present but could not be read")) } else { Ok(()) }
-    };
+    let is_other = |resource_type: &Option<String>| resource_type.as_deref().is_some_and(|t| t != kind.as_str());
     let converted = match kind {
         ResourceKind::Patient => {
-            let patient: fhir::Patient = parse(json)?;
+            let patient: PatientView = parse(json)?;
+            if is_other(&patient.resource_type) {
+                return Ok(Read::OtherType);
+            }
             if patient.id.as_deref().is_some_and(|id| id != patient_id) {
                 return Ok(Read::OtherPatient);
             }
@@ -51,7 +252,7 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[
                 reference: reference_of("Patient", patient.id.as_deref()),
                 birth_date: patient.birth_date.as_ref().map(fhir_date),
                 gender: patient.gender.as_ref().map(|gender| {
-                    use fhir_sdk::r4b::codes::AdministrativeGender as G;
+                    use codes::AdministrativeGender as G;
                     match gender {
                         G::Male => Gender::Male,
                         G::Female => Gender::Female,
@@ -62,25 +263,23 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[
             })
         }
         ResourceKind::Condition => {
-            let condition: fhir::Condition = parse(json)?;
-            unreadable("onset", condition.onset.is_some())?;
-            unreadable("abatement", condition.abatement.is_some())?;
-            if other_patient(Some(&condition.subject), patient_id) {
+            let condition: ConditionView = parse(json)?;
+            if is_other(&condition.resource_type) {
+                return Ok(Read::OtherType);
+            }
+            if other_patient(condition.subject.as_ref(), patient_id) {
                 return Ok(Read::OtherPatient);
             }
-            let (onset, onset_age) = match &condition.onset {
-                Some(fhir::ConditionOnset::DateTime(value)) => (Some(fhir_date_time(value)), None),
-                Some(fhir::ConditionOnset::Period(period)) => (period.start.as_ref().map(fhir_date_time), None),
-                Some(fhir::ConditionOnset::Age(age)) => (None, age.value.filter(|v| v.is_finite() && *v >= 0.0)),
-                _ => (None, None),
-            };
-            let abatement = match &condition.abatement {
-                Some(fhir::ConditionAbatement::DateTime(value)) => Some(fhir_date_time(value)),
-                Some(fhir::ConditionAbatement::Period(period)) => {
-                    period.end.as_ref().or(period.start.as_ref()).map(fhir_date_time)
-                }
-                _ => None,
-            };
+            let onset = condition
+                .onset_date_time
+                .as_ref()
+                .map(fhir_date_time)
+                .or_else(|| condition.onset_period.as_ref().and_then(|p| p.start.as_ref()).map(fhir_date_time));
+            let onset_age = condition.onset_age.as_ref().and_then(|age| age.value).filter(|v| v.is_finite() && *v >= 0.0);
+            let abatement = condition.abatement_date_time.as_ref().map(fhir_date_time).or_else(|| {
+                let period = condition.abatement_period.as_ref()?;
+                period.end.as_ref().or(period.start.as_ref()).map(fhir_date_time)
+            });
             Converted::Condition(
                 Condition {
                     reference: reference_of("Condition", condition.id.as_deref()),
@@ -95,67 +294,48 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[
             )
         }
         ResourceKind::Observation => {
-            let observation: fhir::Observation = parse(json)?;
-            unreadable("effective", observation.effective.is_some())?;
-            unreadable("value", observation.value.is_some())?;
+            let observation: ObservationView = parse(json)?;
+            if is_other(&observation.resource_type) {
+                return Ok(Read::OtherType);
+            }
             if other_patient(observation.subject.as_ref(), patient_id) {
                 return Ok(Read::OtherPatient);
             }
-            let effective = match &observation.effective {
-                Some(fhir::ObservationEffective::DateTime(value)) => Some(fhir_date_time(value)),
-                Some(fhir::ObservationEffective::Period(period)) => {
+            let effective = observation
+                .effective_date_time
+                .as_ref()
+                .map(fhir_date_time)
+                .or_else(|| {
+                    let period = observation.effective_period.as_ref()?;
                     period.start.as_ref().or(period.end.as_ref()).map(fhir_date_time)
-                }
-                Some(fhir::ObservationEffective::Instant(instant)) => Some(instant.0.date()),
-                _ => None,
-            }
-            .or_else(|| observation.issued.as_ref().map(|instant| instant.0.date()));
-            let value = observation.value.as_ref().and_then(|value| match value {
-                fhir::ObservationValue::Quantity(quantity) => quantity_answer(quantity),
-                fhir::ObservationValue::CodeableConcept(value) => Some(Answer::Concept(concept(Some(value)))),
-                fhir::ObservationValue::Integer(value) => Some(Answer::Integer(i64::from(*value))),
-                fhir::ObservationValue::Boolean(value) => Some(Answer::Boolean(*value)),
-                fhir::ObservationValue::String(value) => Some(Answer::Text(value.clone())),
-                _ => None,
-            });
-            let components = observation
-                .component
-                .iter()
-                .flatten()
-                .map(|component| Component {
-                    code: concept(Some(&component.code)),
-                    value: component.value.as_ref().and_then(|value| match value {
-                        fhir::ObservationComponentValue::Quantity(quantity) => quantity_answer(quantity),
-                        fhir::ObservationComponentValue::CodeableConcept(value) => {
-                            Some(Answer::Concept(concept(Some(value))))
-                        }
-                        fhir::ObservationComponentValue::Integer(value) => Some(Answer::Integer(i64::from(*value))),
-                        fhir::ObservationComponentValue::Boolean(value) => Some(Answer::Boolean(*value)),
-                        fhir::ObservationComponentValue::String(value) => Some(Answer::Text(value.clone())),
-                        _ => None,
-                    }),
                 })
-                .collect();
+                .or_else(|| observation.effective_instant.as_ref().map(|instant| instant.0.date()))
+                .or_else(|| observation.issued.as_ref().map(|instant| instant.0.date()));
             Converted::Observation(Observation {
                 reference: reference_of("Observation", observation.id.as_deref()),
                 code: concept(Some(&observation.code)),
                 status: code_text(&observation.status),
                 effective,
-                value,
-                components,
+                value: answer_of!(&observation),
+                components: observation
+                    .component
+                    .iter()
+                    .map(|component| Component { code: concept(Some(&component.code)), value: answer_of!(component) })
+                    .collect(),
             })
         }
         ResourceKind::MedicationRequest => {
-            let request: fhir::MedicationRequest = parse(json)?;
-            if other_patient(Some(&request.subject), patient_id) {
+            let request: MedicationRequestView = parse(json)?;
+            if is_other(&request.resource_type) {
+                return Ok(Read::OtherType);
+            }
+            if other_patient(request.subject.as_ref(), patient_id) {
                 return Ok(Read::OtherPatient);
             }
-            let medication = match &request.medication {
-                fhir::MedicationRequestMedication::CodeableConcept(value) => concept(Some(value)),
-                fhir::MedicationRequestMedication::Reference(reference) => Concept {
-                    codes: Vec::new(),
-                    text: reference.display.clone(),
-                },
+            let medication = match (&request.medication_codeable_concept, &request.medication_reference) {
+                (Some(value), _) => concept(Some(value)),
+                (None, Some(reference)) => Concept { codes: Vec::new(), text: reference.display.clone() },
+                (None, None) => Concept::default(),
             };
             let dispense = request.dispense_request.as_ref();
             let supply_days = dispense.and_then(|d| d.expected_supply_duration.as_ref()).and_then(|duration| {
@@ -177,14 +357,16 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[
                 routes: request
                     .dosage_instruction
                     .iter()
-                    .flatten()
                     .filter_map(|dosage| dosage.route.as_ref())
                     .map(|route| concept(Some(route)))
                     .collect(),
             })
         }
         ResourceKind::QuestionnaireResponse => {
-            let response: fhir::QuestionnaireResponse = parse(json)?;
+            let response: QuestionnaireResponseView = parse(json)?;
+            if is_other(&response.resource_type) {
+                return Ok(Read::OtherType);
+            }
             if other_patient(response.subject.as_ref(), patient_id) {
                 return Ok(Read::OtherPatient);
             }
@@ -199,18 +381,17 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[
             })
         }
         ResourceKind::Procedure => {
-            let procedure: fhir::Procedure = parse(json)?;
-            unreadable("performed", procedure.performed.is_some())?;
-            if other_patient(Some(&procedure.subject), patient_id) {
+            let procedure: ProcedureView = parse(json)?;
+            if is_other(&procedure.resource_type) {
+                return Ok(Read::OtherType);
+            }
+            if other_patient(procedure.subject.as_ref(), patient_id) {
                 return Ok(Read::OtherPatient);
             }
-            let performed = match &procedure.performed {
-                Some(fhir::ProcedurePerformed::DateTime(value)) => Some(fhir_date_time(value)),
-                Some(fhir::ProcedurePerformed::Period(period)) => {
-                    period.start.as_ref().or(period.end.as_ref()).map(fhir_date_time)
-                }
-                _ => None,
-            };
+            let performed = procedure.performed_date_time.as_ref().map(fhir_date_time).or_else(|| {
+                let period = procedure.performed_period.as_ref()?;
+                period.start.as_ref().or(period.end.as_ref()).map(fhir_date_time)
+            });
             Converted::Procedure(Procedure {
                 reference: reference_of("Procedure", procedure.id.as_deref()),
                 code: concept(procedure.code.as_ref()),
@@ -219,8 +400,11 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[
             })
         }
         ResourceKind::ServiceRequest => {
-            let request: fhir::ServiceRequest = parse(json)?;
-            if other_patient(Some(&request.subject), patient_id) {
+            let request: ServiceRequestView = parse(json)?;
+            if is_other(&request.resource_type) {
+                return Ok(Read::OtherType);
+            }
+            if other_patient(request.subject.as_ref(), patient_id) {
                 return Ok(Read::OtherPatient);
             }
             Converted::ServiceRequest(ServiceRequest {
@@ -234,31 +418,23 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str, members: &[
     Ok(Read::Resource(converted))
 }
 
-fn quantity_answer(quantity: &fhir_sdk::r4b::types::Quantity) -> Option<Answer> {
+fn quantity_answer(quantity: &FhirQuantity) -> Option<Answer> {
     let value = quantity.value.filter(|v| v.is_finite())?;
     Some(Answer::Quantity(Quantity { value, unit: quantity.unit.clone(), code: quantity.code.clone() }))
 }
 
+fn code_of(coding: &Coding) -> Code {
+    Code { system: coding.system.clone(), code: coding.code.clone(), display: coding.display.clone() }
+}
+
 /// Questionnaire items nest; answers are collected depth-first (to a sane depth).
-fn flatten_items(items: &[Option<fhir::QuestionnaireResponseItem>], out: &mut Vec<QuestionnaireAnswer>, depth: usize) {
+fn flatten_items(items: &[ItemView], out: &mut Vec<QuestionnaireAnswer>, depth: usize) {
     if depth > 16 {
         return;
     }
-    for item in items.iter().flatten() {
-        for answer in item.answer.iter().flatten() {
-            let value = answer.value.as_ref().and_then(|value| match value {
-                fhir::QuestionnaireResponseItemAnswerValue::Boolean(v) => Some(Answer::Boolean(*v)),
-                fhir::QuestionnaireResponseItemAnswerValue::Decimal(v) => Some(Answer::Decimal(*v)),
-                fhir::QuestionnaireResponseItemAnswerValue::Integer(v) => Some(Answer::Integer(i64::from(*v))),
-                fhir::QuestionnaireResponseItemAnswerValue::String(v) => Some(Answer::Text(v.clone())),
-                fhir::QuestionnaireResponseItemAnswerValue::Coding(coding) => Some(Answer::Concept(Concept {
-                    codes: vec![Code { system: coding.system.clone(), code: coding.code.clone(), display: coding.display.clone() }],
-                    text: None,
-                })),
-                fhir::QuestionnaireResponseItemAnswerValue::Quantity(quantity) => quantity_answer(quantity),
-                _ => None,
-            });
-            if let Some(value) = value {
+    for item in items {
+        for answer in &item.answer {
+            if let Some(value) = answer_of!(answer) {
                 out.push(QuestionnaireAnswer { link_id: item.link_id.clone(), text: item.text.clone(), value });
             }
             flatten_items(&answer.item, out, depth + 1);
@@ -294,11 +470,7 @@ fn concept(value: Option<&CodeableConcept>) -> Concept {
             .coding
             .iter()
             .flatten()
-            .map(|coding| Code {
-                system: coding.system.clone(),
-                code: coding.code.clone(),
-                display: coding.display.clone(),
-            })
+            .map(code_of)
             .collect(),
         text: value.text.clone(),
     }

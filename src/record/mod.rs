@@ -163,7 +163,7 @@ impl PatientRecord {
 #[derive(Debug)]
 pub struct RecordBuilder {
     record: PatientRecord,
-    seen: HashSet<(ResourceKind, String)>,
+    seen: HashSet<String>,
     /// Conditions whose onset is an age; converted once the birth date is known.
     onset_ages: Vec<(usize, f64)>,
 }
@@ -261,43 +261,39 @@ impl RecordBuilder {
     }
 
     fn add_resource(&mut self, key: &str, expected: ResourceKind, raw: &RawValue) {
-        let head: Head = match serde_json::from_str(raw.get()) {
-            Ok(head) => head,
-            Err(error) => {
-                self.skip(key, None, None, format!("not a JSON object with a resourceType ({error})"));
-                return;
-            }
-        };
-        let Some(resource_type) = head.resource_type else {
-            self.skip(key, None, head.id, "no resourceType".into());
-            return;
-        };
-        let Some(kind) = ResourceKind::parse(&resource_type) else {
-            // Another type in a search result (an included Patient, say): not data we use.
-            if resource_type != "OperationOutcome" {
-                self.record.ignored += 1;
-            }
-            return;
-        };
-        if kind != expected && expected != ResourceKind::Patient {
-            self.record.ignored += 1;
-            return;
-        }
-        let id = head.id;
-        if let Some(id) = &id {
-            if !self.seen.insert((kind, id.clone())) {
-                return; // the same resource twice (overlapping pages or keys)
-            }
-        }
-        let result = convert::read(kind, raw.get(), &self.record.patient_id, &head.members);
-        match result {
+        match convert::read(expected, raw.get(), &self.record.patient_id) {
             Ok(convert::Read::Resource(resource)) => self.push(resource),
-            Ok(convert::Read::OtherPatient) => self.record.ignored += 1,
-            Err(error) => self.skip(key, Some(resource_type), id, error),
+            Ok(convert::Read::OtherPatient | convert::Read::OtherType) => self.record.ignored += 1,
+            Err(error) => {
+                // Read the type and id for the report (and to tell another type from a bad one).
+                let head: Option<Head> = serde_json::from_str(raw.get()).ok();
+                let (resource_type, id) = head.map(|h| (h.resource_type, h.id)).unwrap_or((None, None));
+                match resource_type.as_deref() {
+                    Some(other) if other != expected.as_str() => {
+                        if other != "OperationOutcome" {
+                            self.record.ignored += 1;
+                        }
+                    }
+                    _ => self.skip(key, resource_type, id, error),
+                }
+            }
         }
     }
 
     fn push(&mut self, resource: convert::Converted) {
+        // The same resource twice (overlapping pages or keys) counts once.
+        let reference = match &resource {
+            convert::Converted::Patient(r) => &r.reference,
+            convert::Converted::Condition(r, _) => &r.reference,
+            convert::Converted::Observation(r) => &r.reference,
+            convert::Converted::MedicationRequest(r) => &r.reference,
+            convert::Converted::Procedure(r) => &r.reference,
+            convert::Converted::ServiceRequest(r) => &r.reference,
+            convert::Converted::QuestionnaireResponse(r) => &r.reference,
+        };
+        if !reference.ends_with("(no id)") && !self.seen.insert(reference.clone()) {
+            return;
+        }
         match resource {
             convert::Converted::Patient(patient) => self.record.patient = Some(patient),
             convert::Converted::Condition(condition, onset_age) => {
@@ -356,6 +352,8 @@ impl RecordBuilder {
     }
 
     pub fn finish(mut self) -> PatientRecord {
+        // The order a server returns resources in must not change any card: sort by reference.
+        // (Onset ages refer to condition positions, so conditions are sorted after converting.)
         if let Some(birth) = self.record.patient.as_ref().and_then(|p| p.birth_date) {
             for (index, years) in self.onset_ages {
                 if let Some(condition) = self.record.conditions.get_mut(index) {
@@ -363,6 +361,13 @@ impl RecordBuilder {
                 }
             }
         }
+        let record = &mut self.record;
+        record.conditions.sort_by(|a, b| a.reference.cmp(&b.reference));
+        record.observations.sort_by(|a, b| a.reference.cmp(&b.reference));
+        record.medications.sort_by(|a, b| a.reference.cmp(&b.reference));
+        record.procedures.sort_by(|a, b| a.reference.cmp(&b.reference));
+        record.service_requests.sort_by(|a, b| a.reference.cmp(&b.reference));
+        record.questionnaire_responses.sort_by(|a, b| a.reference.cmp(&b.reference));
         self.record
     }
 }
@@ -420,36 +425,12 @@ struct BundleLink {
     url: Option<String>,
 }
 
-/// The top of a resource: its type, id and member names, read without building the resource.
+/// The top of a resource: its type and id, for reports about resources that could not be read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Head {
+    #[serde(default)]
     resource_type: Option<String>,
+    #[serde(default)]
     id: Option<String>,
-    members: Vec<String>,
-}
-
-impl<'de> Deserialize<'de> for Head {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Head, D::Error> {
-        struct HeadVisitor;
-        impl<'de> serde::de::Visitor<'de> for HeadVisitor {
-            type Value = Head;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a FHIR resource object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
-                let mut head = Head { resource_type: None, id: None, members: Vec::new() };
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "resourceType" => head.resource_type = map.next_value()?,
-                        "id" => head.id = map.next_value()?,
-                        _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                            head.members.push(key.into_owned());
-                        }
-                    }
-                }
-                Ok(head)
-            }
-        }
-        deserializer.deserialize_map(HeadVisitor)
-    }
 }
