@@ -56,9 +56,11 @@ fn main() -> ExitCode {
                 Ok(body) => body,
                 Err(error) => return fail(&format!("cannot read {}: {error}", args.file.display())),
             };
-            let hook = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("hook").and_then(|h| h.as_str()).map(str::to_owned));
+            #[derive(serde::Deserialize)]
+            struct HookName {
+                hook: Option<String>,
+            }
+            let hook = serde_json::from_slice::<HookName>(&body).ok().and_then(|h| h.hook);
             let service = match (&args.service, hook) {
                 (Some(id), _) => content.service(id),
                 (None, Some(hook)) => content.services.iter().find(|s| s.hook.as_str() == hook),
