@@ -190,6 +190,10 @@ pub fn assert_valid_response(response: &Value) {
         }
         if let Some(suggestions) = card.get("suggestions").and_then(Value::as_array) {
             assert!(
+                card.get("overrideReasons").and_then(Value::as_array).is_some_and(|r| !r.is_empty()),
+                "a card that asks for action offers override reasons: {card}"
+            );
+            assert!(
                 matches!(card["selectionBehavior"].as_str(), Some("at-most-one" | "any")),
                 "selectionBehavior is required with suggestions: {card}"
             );
