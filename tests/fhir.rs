@@ -79,6 +79,10 @@ impl Hfs {
         server
     }
 
+    async fn search(&self, client: &reqwest::Client, query: &str) -> Value {
+        client.get(format!("{}/{query}", self.base)).send().await.unwrap().json().await.unwrap()
+    }
+
     async fn load(&self, client: &reqwest::Client, resources: &[Value]) {
         let entries: Vec<Value> = resources
             .iter()
@@ -190,14 +194,7 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
     hfs.load(&client, &resources).await;
 
     // The server filters by patient (its SearchParameters are loaded): no other patient's data.
-    let bundle: Value = client
-        .get(format!("{}/Condition?patient=paging-patient", hfs.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bundle = hfs.search(&client, "Condition?patient=paging-patient").await;
     let subjects: Vec<&str> = bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"]["subject"]["reference"].as_str().unwrap()).collect();
     assert_eq!(subjects, vec!["Patient/paging-patient"], "patient filtering works");
 
@@ -243,14 +240,7 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
     assert_eq!(status, 200);
     assert_eq!(cards_and_actions(&fetched), cards_and_actions(&prefetched), "all pages were read");
     // A prefetched first page with a `next` link: the rest is fetched.
-    let first_page: Value = client
-        .get(format!("{}/Observation?patient=paging-patient&_count=10", hfs.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first_page = hfs.search(&client, "Observation?patient=paging-patient&_count=10").await;
     assert!(first_page["link"].as_array().unwrap().iter().any(|l| l["relation"] == "next"), "the server pages");
     let mut partial = paging_body.clone();
     partial["prefetch"]["observations"] = first_page;
