@@ -239,6 +239,16 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         serde_json::from_str(json).map_err(|error| error.to_string())
     }
     let is_other = |resource_type: &Option<String>| resource_type.as_deref().is_some_and(|t| t != kind.as_str());
+    // Another type (an `_include`d resource) or another patient's resource is not this record's.
+    let screen = |resource_type: &Option<String>, subject: Option<&Reference>| {
+        if is_other(resource_type) {
+            Some(Read::OtherType)
+        } else if other_patient(subject, patient_id) {
+            Some(Read::OtherPatient)
+        } else {
+            None
+        }
+    };
     let converted = match kind {
         ResourceKind::Patient => {
             let patient: PatientView = parse(json)?;
@@ -264,11 +274,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::Condition => {
             let condition: ConditionView = parse(json)?;
-            if is_other(&condition.resource_type) {
-                return Ok(Read::OtherType);
-            }
-            if other_patient(condition.subject.as_ref(), patient_id) {
-                return Ok(Read::OtherPatient);
+            if let Some(read) = screen(&condition.resource_type, condition.subject.as_ref()) {
+                return Ok(read);
             }
             let onset = condition
                 .onset_date_time
@@ -295,11 +302,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::Observation => {
             let observation: ObservationView = parse(json)?;
-            if is_other(&observation.resource_type) {
-                return Ok(Read::OtherType);
-            }
-            if other_patient(observation.subject.as_ref(), patient_id) {
-                return Ok(Read::OtherPatient);
+            if let Some(read) = screen(&observation.resource_type, observation.subject.as_ref()) {
+                return Ok(read);
             }
             let effective = observation
                 .effective_date_time
@@ -326,11 +330,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::MedicationRequest => {
             let request: MedicationRequestView = parse(json)?;
-            if is_other(&request.resource_type) {
-                return Ok(Read::OtherType);
-            }
-            if other_patient(request.subject.as_ref(), patient_id) {
-                return Ok(Read::OtherPatient);
+            if let Some(read) = screen(&request.resource_type, request.subject.as_ref()) {
+                return Ok(read);
             }
             let medication = match (&request.medication_codeable_concept, &request.medication_reference) {
                 (Some(value), _) => concept(Some(value)),
@@ -364,11 +365,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::QuestionnaireResponse => {
             let response: QuestionnaireResponseView = parse(json)?;
-            if is_other(&response.resource_type) {
-                return Ok(Read::OtherType);
-            }
-            if other_patient(response.subject.as_ref(), patient_id) {
-                return Ok(Read::OtherPatient);
+            if let Some(read) = screen(&response.resource_type, response.subject.as_ref()) {
+                return Ok(read);
             }
             let mut answers = Vec::new();
             flatten_items(&response.item, &mut answers, 0);
@@ -382,11 +380,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::Procedure => {
             let procedure: ProcedureView = parse(json)?;
-            if is_other(&procedure.resource_type) {
-                return Ok(Read::OtherType);
-            }
-            if other_patient(procedure.subject.as_ref(), patient_id) {
-                return Ok(Read::OtherPatient);
+            if let Some(read) = screen(&procedure.resource_type, procedure.subject.as_ref()) {
+                return Ok(read);
             }
             let performed = procedure.performed_date_time.as_ref().map(fhir_date_time).or_else(|| {
                 let period = procedure.performed_period.as_ref()?;
@@ -401,11 +396,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
         }
         ResourceKind::ServiceRequest => {
             let request: ServiceRequestView = parse(json)?;
-            if is_other(&request.resource_type) {
-                return Ok(Read::OtherType);
-            }
-            if other_patient(request.subject.as_ref(), patient_id) {
-                return Ok(Read::OtherPatient);
+            if let Some(read) = screen(&request.resource_type, request.subject.as_ref()) {
+                return Ok(read);
             }
             Converted::ServiceRequest(ServiceRequest {
                 reference: reference_of("ServiceRequest", request.id.as_deref()),

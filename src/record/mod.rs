@@ -255,11 +255,6 @@ impl RecordBuilder {
         }
     }
 
-    /// Marks a kind as incomplete or missing after fetching (or not being able to fetch) it.
-    pub fn set_availability(&mut self, kind: ResourceKind, availability: Availability) {
-        self.record.availability.insert(kind, availability);
-    }
-
     fn add_resource(&mut self, key: &str, expected: ResourceKind, raw: &RawValue) {
         match convert::read(expected, raw.get(), &self.record.patient_id) {
             Ok(convert::Read::Resource(resource)) => self.push(resource),
