@@ -158,11 +158,16 @@ fn paging_patient() -> Scenario {
     scenario.observation("8310-5", 39.2, "Cel", 1).order(CPT, "72148", "MRI lumbar spine")
 }
 
+/// Points a request at `base` with the EHR's access token.
+fn with_token(body: &mut Value, base: &str) {
+    body["fhirServer"] = json!(base);
+    body["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "lbp-cds"});
+}
+
 fn without_prefetch(body: &Value, base: &str) -> Value {
     let mut body = body.clone();
     body.as_object_mut().unwrap().remove("prefetch");
-    body["fhirServer"] = json!(base);
-    body["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "lbp-cds"});
+    with_token(&mut body, base);
     body
 }
 
@@ -214,8 +219,7 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
         for key in body["prefetch"].as_object().unwrap().keys() {
             let mut one_missing = body.clone();
             one_missing["prefetch"].as_object_mut().unwrap().remove(key);
-            one_missing["fhirServer"] = json!(hfs.base);
-            one_missing["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer"});
+            with_token(&mut one_missing, &hfs.base);
             let (status, response) = app.post(service, &one_missing).await;
             if status != 200 || cards_and_actions(&response) != cards_and_actions(&prefetched) {
                 failures.push(format!("{name} without `{key}`: {status} {response}"));
@@ -244,8 +248,7 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
     assert!(first_page["link"].as_array().unwrap().iter().any(|l| l["relation"] == "next"), "the server pages");
     let mut partial = paging_body.clone();
     partial["prefetch"]["observations"] = first_page;
-    partial["fhirServer"] = json!(hfs.base);
-    partial["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer"});
+    with_token(&mut partial, &hfs.base);
     let (status, response) = app.post("lbp-order-sign", &partial).await;
     assert_eq!(status, 200);
     assert_eq!(cards_and_actions(&response), cards_and_actions(&prefetched), "the remaining pages were fetched");
@@ -253,8 +256,7 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
     let capped = app_for(&hfs.base, FetchLimits { max_pages: 1, ..FetchLimits::default() }).await;
     let mut no_observations = paging_body.clone();
     no_observations["prefetch"].as_object_mut().unwrap().remove("observations");
-    no_observations["fhirServer"] = json!(hfs.base);
-    no_observations["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer"});
+    with_token(&mut no_observations, &hfs.base);
     let (status, response) = capped.post("lbp-order-sign", &no_observations).await;
     assert_eq!(status, 200);
     let keys = response["extension"]["lbp-cds"]["prefetch"].as_array().unwrap();
@@ -318,8 +320,7 @@ async fn a_slow_down_refusing_or_garbage_server_degrades_the_answer_inside_the_b
         for key in ["observations", "medications", "procedures", "serviceRequests", "questionnaireResponses"] {
             body["prefetch"].as_object_mut().unwrap().remove(key);
         }
-        body["fhirServer"] = json!(base);
-        body["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer"});
+        with_token(&mut body, &base);
         let started = Instant::now();
         let (status, response) = app.post("lbp-order-sign", &body).await;
         let elapsed = started.elapsed();
@@ -344,8 +345,7 @@ async fn a_lying_server_cannot_add_another_patients_data() {
     let app = app_for(&lying.base, FetchLimits::default()).await;
     let mut body = Scenario::new("patient-view", 45).low_back_pain(14).body();
     body["prefetch"].as_object_mut().unwrap().remove("observations");
-    body["fhirServer"] = json!(lying.base);
-    body["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer"});
+    with_token(&mut body, &lying.base);
     let (status, response) = app.post("lbp-patient-view", &body).await;
     assert_eq!(status, 200);
     assert!(!card_types(&response).iter().any(|t| t.starts_with("red-flag-")), "{response}");
@@ -365,8 +365,7 @@ async fn an_open_fhir_server_is_queried_without_a_token_only_when_configured() {
     // A server that is not configured is never contacted.
     let other = double("401").await;
     let mut body = body.clone();
-    body["fhirServer"] = json!(other.base);
-    body["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer"});
+    with_token(&mut body, &other.base);
     let (status, response) = app.post("lbp-patient-view", &body).await;
     assert_eq!(status, 200);
     assert!(other.authorization.lock().unwrap().is_empty(), "an unlisted fhirServer got a request: {response}");

@@ -23,12 +23,6 @@ pub struct Episode {
     pub undated: usize,
 }
 
-impl Episode {
-    pub fn weeks(&self) -> Option<i64> {
-        self.duration_days.map(|days| days / 7)
-    }
-}
-
 /// Finds the current episode: active low back pain diagnoses, grouped with earlier ones while
 /// consecutive diagnoses are less than `episode_gap_days` apart (HEDIS: 180 days), plus draft
 /// imaging orders whose reason is low back pain.

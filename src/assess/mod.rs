@@ -60,10 +60,6 @@ impl Assessment {
         !matches!(self.age, AgeGroup::Child(_))
     }
 
-    pub fn has_red_flag(&self, category: RedFlagCategory) -> bool {
-        self.red_flags.iter().any(|flag| flag.category == category)
-    }
-
     pub fn red_flag_categories(&self) -> Vec<RedFlagCategory> {
         let mut categories: Vec<RedFlagCategory> = self.red_flags.iter().map(|flag| flag.category).collect();
         categories.sort();

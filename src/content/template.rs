@@ -88,13 +88,6 @@ impl Template {
         }
     }
 
-    /// The placeholder names used, for checks at load time.
-    pub fn variables(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().filter_map(|segment| match segment {
-            Segment::Variable(name) => Some(name.as_str()),
-            Segment::Literal(_) => None,
-        })
-    }
 }
 
 #[cfg(test)]

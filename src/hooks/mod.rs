@@ -32,15 +32,6 @@ impl Hook {
             Hook::OrderSign => "order-sign",
         }
     }
-
-    pub fn parse(name: &str) -> Option<Hook> {
-        match name {
-            "patient-view" => Some(Hook::PatientView),
-            "order-select" => Some(Hook::OrderSelect),
-            "order-sign" => Some(Hook::OrderSign),
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Display for Hook {

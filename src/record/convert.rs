@@ -60,8 +60,32 @@ struct ConditionView {
     recorded_date: Option<fhir_sdk::DateTime>,
 }
 
-/// `value[x]` of an Observation, a component or a questionnaire answer. (Each view lists the
-/// `value*` members itself: serde's `flatten` would buffer the whole resource.)
+/// Declares a view with the `value[x]` members of an Observation, a component or a
+/// questionnaire answer appended (serde's `flatten` would buffer the whole resource instead).
+macro_rules! view_with_value {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$field_meta:meta])* $field:ident : $type:ty,)* }) => {
+        $(#[$meta])*
+        struct $name {
+            $($(#[$field_meta])* $field: $type,)*
+            #[serde(default)]
+            value_quantity: Option<FhirQuantity>,
+            #[serde(default)]
+            value_codeable_concept: Option<CodeableConcept>,
+            #[serde(default)]
+            value_coding: Option<Coding>,
+            #[serde(default)]
+            value_integer: Option<i64>,
+            #[serde(default)]
+            value_decimal: Option<f64>,
+            #[serde(default)]
+            value_boolean: Option<bool>,
+            #[serde(default)]
+            value_string: Option<String>,
+        }
+    };
+}
+
+/// The `value[x]` of a view declared with `view_with_value!`.
 macro_rules! answer_of {
     ($view:expr) => {{
         let view = $view;
@@ -83,6 +107,7 @@ macro_rules! answer_of {
     }};
 }
 
+view_with_value! {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ObservationView {
@@ -96,41 +121,16 @@ struct ObservationView {
     effective_instant: Option<fhir_sdk::Instant>,
     issued: Option<fhir_sdk::Instant>,
     #[serde(default)]
-    value_quantity: Option<FhirQuantity>,
-    #[serde(default)]
-    value_codeable_concept: Option<CodeableConcept>,
-    #[serde(default)]
-    value_coding: Option<Coding>,
-    #[serde(default)]
-    value_integer: Option<i64>,
-    #[serde(default)]
-    value_decimal: Option<f64>,
-    #[serde(default)]
-    value_boolean: Option<bool>,
-    #[serde(default)]
-    value_string: Option<String>,
-    #[serde(default)]
     component: Vec<ComponentView>,
 }
+}
 
+view_with_value! {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ComponentView {
     code: CodeableConcept,
-    #[serde(default)]
-    value_quantity: Option<FhirQuantity>,
-    #[serde(default)]
-    value_codeable_concept: Option<CodeableConcept>,
-    #[serde(default)]
-    value_coding: Option<Coding>,
-    #[serde(default)]
-    value_integer: Option<i64>,
-    #[serde(default)]
-    value_decimal: Option<f64>,
-    #[serde(default)]
-    value_boolean: Option<bool>,
-    #[serde(default)]
-    value_string: Option<String>,
+}
 }
 
 #[derive(Deserialize)]
@@ -211,25 +211,13 @@ struct ItemView {
     item: Vec<ItemView>,
 }
 
+view_with_value! {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AnswerView {
     #[serde(default)]
-    value_quantity: Option<FhirQuantity>,
-    #[serde(default)]
-    value_codeable_concept: Option<CodeableConcept>,
-    #[serde(default)]
-    value_coding: Option<Coding>,
-    #[serde(default)]
-    value_integer: Option<i64>,
-    #[serde(default)]
-    value_decimal: Option<f64>,
-    #[serde(default)]
-    value_boolean: Option<bool>,
-    #[serde(default)]
-    value_string: Option<String>,
-    #[serde(default)]
     item: Vec<ItemView>,
+}
 }
 
 /// Parses one resource expected to be of `kind`. The error is a short reason for the
