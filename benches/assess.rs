@@ -26,7 +26,7 @@ fn benches(c: &mut Criterion) {
         parse.bench_with_input(BenchmarkId::from_parameter(size), &body, |b, body| {
             b.iter(|| {
                 let request = HookRequest::parse(black_box(body)).unwrap();
-                let (builder, _) = record::from_prefetch(&request, &keys);
+                let (builder, _) = record::from_prefetch(&request, &keys, record::DEFAULT_RESOURCE_LIMIT);
                 builder.finish()
             })
         });
@@ -37,7 +37,7 @@ fn benches(c: &mut Criterion) {
     for size in SIZES {
         let body = serde_json::to_vec(&common::request("order-select", size)).unwrap();
         let request = HookRequest::parse(&body).unwrap();
-        let (builder, _) = record::from_prefetch(&request, &keys);
+        let (builder, _) = record::from_prefetch(&request, &keys, record::DEFAULT_RESOURCE_LIMIT);
         let record = builder.finish();
         assess_group.throughput(Throughput::Elements(size as u64));
         assess_group.bench_with_input(BenchmarkId::from_parameter(size), &record, |b, record| {

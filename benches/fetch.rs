@@ -36,8 +36,9 @@ fn benches(c: &mut Criterion) {
     });
     let content = Content::embedded().unwrap();
     let service = content.service("lbp-patient-view").unwrap().clone();
-    let http = lbp_cds::outbound::client();
-    let limits = FetchLimits::default();
+    let http = lbp_cds::outbound::client().expect("outbound client");
+    let limits = FetchLimits { allow_http: true, ..FetchLimits::default() };
+    let scope = lbp_cds::outbound::UrlScope::parse(&base, true, false).unwrap();
 
     let mut group = c.benchmark_group("fetch_missing_keys");
     for missing in 1..=KEYS.len() {
@@ -50,7 +51,7 @@ fn benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(missing), &bytes, |b, bytes| {
             b.to_async(&runtime).iter(|| async {
                 let request = HookRequest::parse(bytes).unwrap();
-                let access = FhirAccess { base: &base, token: Some("bench-token"), http: &http, limits: &limits };
+                let access = FhirAccess { base: &scope, token: Some("bench-token"), http: &http, limits: &limits };
                 gather_record(&content, &service, &request, Some(access)).await.unwrap()
             })
         });

@@ -8,6 +8,24 @@ use time::Date;
 
 use crate::content::{Content, ContentError};
 use crate::evaluate::Options;
+use crate::outbound::UrlScope;
+
+/// Every default of the service's settings, written once: the flags and `Settings::default()`
+/// both read them.
+pub mod defaults {
+    pub const BODY_LIMIT_BYTES: usize = 10 * 1024 * 1024;
+    pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+    pub const HEADER_LIMIT_BYTES: usize = 16 * 1024;
+    pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+    pub const MAX_CONNECTIONS: usize = 1_024;
+    pub const MAX_CONCURRENT_REQUESTS: usize = 256;
+    pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+    pub const FHIR_BUDGET_MS: u64 = 2_500;
+    pub const FHIR_MAX_PAGES: usize = 10;
+    pub const FHIR_MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
+    pub const FHIR_MAX_CALL_BYTES: usize = 32 * 1024 * 1024;
+    pub const MAX_CALL_RESOURCES: usize = crate::record::DEFAULT_RESOURCE_LIMIT;
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "lbp-cds", version, about = "CDS Hooks service for adult low back pain")]
@@ -101,11 +119,23 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub clock: ClockArgs,
     /// Largest accepted request body, in bytes (413 above it).
-    #[arg(long, env = "LBP_CDS_BODY_LIMIT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    #[arg(long, env = "LBP_CDS_BODY_LIMIT_BYTES", default_value_t = defaults::BODY_LIMIT_BYTES)]
     pub body_limit_bytes: usize,
-    /// Time limit for one request, in milliseconds (408 past it).
-    #[arg(long, env = "LBP_CDS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    /// Time limit for one request, in milliseconds (408 past it): one deadline for reading the
+    /// body, authentication, fetching, reading the record and assessing.
+    #[arg(long, env = "LBP_CDS_REQUEST_TIMEOUT_MS", default_value_t = defaults::REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: u64,
+    /// Time a connection may take to send a request's head, and may stay idle between requests,
+    /// in milliseconds; then it is closed.
+    #[arg(long, env = "LBP_CDS_HEADER_READ_TIMEOUT_MS", default_value_t = defaults::HEADER_READ_TIMEOUT_MS)]
+    pub header_read_timeout_ms: u64,
+    /// Open connections at most; past it, new connections are closed at once (logged, counted).
+    #[arg(long, env = "LBP_CDS_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// On SIGTERM or Ctrl-C, time given to calls in flight before every connection is closed, in
+    /// milliseconds.
+    #[arg(long, env = "LBP_CDS_SHUTDOWN_GRACE_MS", default_value_t = defaults::SHUTDOWN_GRACE_MS)]
+    pub shutdown_grace_ms: u64,
     /// Include patient ids in logs. Off by default: patient ids are PHI.
     #[arg(long, env = "LBP_CDS_LOG_PATIENT_IDS", default_value_t = false)]
     pub log_patient_ids: bool,
@@ -124,21 +154,37 @@ pub struct ServeArgs {
     /// Allow listening on a non-loopback address without authentication. Never in production.
     #[arg(long, env = "LBP_CDS_INSECURE_NO_AUTH", default_value_t = false)]
     pub insecure_no_auth: bool,
-    /// With authentication off: FHIR servers that `fhirServer` may name (comma-separated).
-    #[arg(long, env = "LBP_CDS_FHIR_SERVERS", value_delimiter = ',')]
-    pub fhir_servers: Vec<String>,
+    /// With authentication off: FHIR servers that `fhirServer` may name (comma-separated base
+    /// URLs; http allowed, since this mode is for local use).
+    #[arg(long, env = "LBP_CDS_FHIR_SERVERS", value_delimiter = ',', value_parser = parse_fhir_server)]
+    pub fhir_servers: Vec<UrlScope>,
     /// Largest accepted total size of request headers, in bytes (431 above it).
-    #[arg(long, env = "LBP_CDS_HEADER_LIMIT_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "LBP_CDS_HEADER_LIMIT_BYTES", default_value_t = defaults::HEADER_LIMIT_BYTES)]
     pub header_limit_bytes: usize,
-    /// Requests handled at once; more are refused with 503 rather than queued.
-    #[arg(long, env = "LBP_CDS_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    /// Hook calls handled at once (after authentication); more are refused with 503 rather than
+    /// queued. Discovery, health, readiness and metrics are not counted.
+    #[arg(long, env = "LBP_CDS_MAX_CONCURRENT_REQUESTS", default_value_t = defaults::MAX_CONCURRENT_REQUESTS)]
     pub max_concurrent_requests: usize,
     /// Time budget for all FHIR queries of one hook call, in milliseconds.
-    #[arg(long, env = "LBP_CDS_FHIR_BUDGET_MS", default_value_t = 2_500)]
+    #[arg(long, env = "LBP_CDS_FHIR_BUDGET_MS", default_value_t = defaults::FHIR_BUDGET_MS)]
     pub fhir_budget_ms: u64,
     /// Pages followed per FHIR query (`next` links), the first included.
-    #[arg(long, env = "LBP_CDS_FHIR_MAX_PAGES", default_value_t = 10)]
+    #[arg(long, env = "LBP_CDS_FHIR_MAX_PAGES", default_value_t = defaults::FHIR_MAX_PAGES)]
     pub fhir_max_pages: usize,
+    /// Largest FHIR page read, in bytes.
+    #[arg(long, env = "LBP_CDS_FHIR_MAX_PAGE_BYTES", default_value_t = defaults::FHIR_MAX_PAGE_BYTES)]
+    pub fhir_max_page_bytes: usize,
+    /// Bytes read from the FHIR server for one hook call, all queries and pages together.
+    #[arg(long, env = "LBP_CDS_FHIR_MAX_CALL_BYTES", default_value_t = defaults::FHIR_MAX_CALL_BYTES)]
+    pub fhir_max_call_bytes: usize,
+    /// Resources read for one hook call, prefetch and fetched pages together; past it the data
+    /// is reported incomplete.
+    #[arg(long, env = "LBP_CDS_MAX_CALL_RESOURCES", default_value_t = defaults::MAX_CALL_RESOURCES)]
+    pub max_call_resources: usize,
+}
+
+fn parse_fhir_server(value: &str) -> Result<UrlScope, String> {
+    UrlScope::parse(value, true, false).map_err(|e| format!("the FHIR server URL {e}"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -184,8 +230,11 @@ pub struct Settings {
     /// `None`: authentication is off.
     pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
     /// With authentication off: FHIR servers `fhirServer` may name.
-    pub fhir_servers: Vec<String>,
+    pub fhir_servers: Vec<UrlScope>,
     pub header_limit_bytes: usize,
+    pub header_read_timeout_ms: u64,
+    pub max_connections: usize,
+    pub shutdown_grace_ms: u64,
     pub max_concurrent_requests: usize,
     pub fetch_limits: crate::fhir::FetchLimits,
 }
@@ -194,31 +243,43 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             fixed_today: None,
-            body_limit_bytes: 10 * 1024 * 1024,
-            request_timeout_ms: 10_000,
+            body_limit_bytes: defaults::BODY_LIMIT_BYTES,
+            request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             log_patient_ids: false,
             pama_extension_mirror: false,
             start_back_app_url: None,
             auth: None,
             fhir_servers: Vec::new(),
-            header_limit_bytes: 16 * 1024,
-            max_concurrent_requests: 256,
-            fetch_limits: crate::fhir::FetchLimits::default(),
+            header_limit_bytes: defaults::HEADER_LIMIT_BYTES,
+            header_read_timeout_ms: defaults::HEADER_READ_TIMEOUT_MS,
+            max_connections: defaults::MAX_CONNECTIONS,
+            shutdown_grace_ms: defaults::SHUTDOWN_GRACE_MS,
+            max_concurrent_requests: defaults::MAX_CONCURRENT_REQUESTS,
+            // Authentication off is for local use, where FHIR servers may be plain http.
+            fetch_limits: crate::fhir::FetchLimits { allow_http: true, ..crate::fhir::FetchLimits::default() },
         }
     }
 }
 
 impl Settings {
     pub fn from_args(args: &ServeArgs, auth: Option<std::sync::Arc<crate::auth::Authenticator>>) -> Settings {
+        // http FHIR servers only where authentication is off (local use) or its configuration allows them.
+        let allow_http = auth.as_ref().is_none_or(|auth| auth.config().allow_insecure_http);
         Settings {
             auth,
             fhir_servers: args.fhir_servers.clone(),
             header_limit_bytes: args.header_limit_bytes,
-            max_concurrent_requests: args.max_concurrent_requests,
+            header_read_timeout_ms: args.header_read_timeout_ms.max(1),
+            max_connections: args.max_connections.max(1),
+            shutdown_grace_ms: args.shutdown_grace_ms,
+            max_concurrent_requests: args.max_concurrent_requests.max(1),
             fetch_limits: crate::fhir::FetchLimits {
                 budget: std::time::Duration::from_millis(args.fhir_budget_ms),
                 max_pages: args.fhir_max_pages.max(1),
-                ..crate::fhir::FetchLimits::default()
+                max_page_bytes: args.fhir_max_page_bytes.max(1),
+                max_call_bytes: args.fhir_max_call_bytes.max(1),
+                max_call_resources: args.max_call_resources.max(1),
+                allow_http,
             },
             fixed_today: args.clock.today,
             body_limit_bytes: args.body_limit_bytes,

@@ -7,8 +7,9 @@ use crate::assess::{self, Assessment};
 use crate::cards::{self, RenderContext};
 use crate::content::{Content, ServiceDefinition};
 use crate::hooks::{CdsResponse, Hook, HookRequest, RequestError};
-use crate::fhir::{self, Fetch, FetchLimits};
-use crate::record::{self, Availability, KeyState, PatientRecord};
+use crate::fhir::{self, Fetch, FetchLimits, Fetched};
+use crate::outbound::UrlScope;
+use crate::record::{self, Availability, KeyState, PatientRecord, RecordBuilder};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -54,45 +55,55 @@ pub fn check_request(service: &ServiceDefinition, request: &HookRequest<'_>) -> 
 /// FHIR server allow-lists).
 #[derive(Debug, Clone, Copy)]
 pub struct FhirAccess<'a> {
-    pub base: &'a str,
+    pub base: &'a UrlScope,
     /// The EHR's access token; `None` for an open FHIR server that configuration allows.
     pub token: Option<&'a str>,
     pub http: &'a reqwest::Client,
     pub limits: &'a FetchLimits,
 }
 
-/// Builds the record from prefetch alone (the offline path).
-pub fn record_from_prefetch(
-    content: &Content,
-    service: &ServiceDefinition,
-    request: &HookRequest<'_>,
-) -> Result<PatientRecord, EvaluateError> {
-    let keys = content.prefetch_keys(service);
-    let (builder, _) = record::from_prefetch(request, &keys);
-    require(content, service, builder.finish(), "no fhirServer was given to fetch it from")
+/// A call read from its request alone: the record built from prefetch, and the queries still to
+/// run. Owns everything, so that the CPU-heavy halves of a call (reading the request, assessing)
+/// can run on the blocking pool and the fetching between them on the async workers.
+#[derive(Debug)]
+pub struct Pending {
+    builder: RecordBuilder,
+    pub fetches: Vec<Fetch>,
+    /// Why required data that is still missing could not be had (the 412's message).
+    why_missing: &'static str,
+    call: Call,
 }
 
-/// Builds the record from prefetch and, for keys the client left out, sent as an
-/// OperationOutcome or only as a first page, from the FHIR server: every query at once, under one
-/// time budget. A query that fails degrades the answer; only missing required data is a 412.
-pub async fn gather_record(
+/// What the response needs from the request.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub hook_instance: String,
+    pub patient_id: String,
+}
+
+/// Builds the record from prefetch and lists, for keys the client left out, sent as an
+/// OperationOutcome or only as a first page, the queries to run against `fhir_base` (if the
+/// HTTP layer allowed one).
+pub fn prepare(
     content: &Content,
     service: &ServiceDefinition,
     request: &HookRequest<'_>,
-    access: Option<FhirAccess<'_>>,
-) -> Result<PatientRecord, EvaluateError> {
+    fhir_base: Option<&UrlScope>,
+    resource_limit: usize,
+) -> Pending {
     let keys = content.prefetch_keys(service);
-    let (mut builder, states) = record::from_prefetch(request, &keys);
-    let Some(access) = access else {
-        let why = if request.fhir_server.is_some() {
+    let (builder, states) = record::from_prefetch(request, &keys, resource_limit);
+    let call = Call { hook_instance: request.hook_instance.clone(), patient_id: request.context.patient_id.clone() };
+    let Some(base) = fhir_base else {
+        let why_missing = if request.fhir_server.is_some() {
             "fhirServer is not one this service may contact"
         } else {
             "no fhirServer was given to fetch it from"
         };
-        return require(content, service, builder.finish(), why);
+        return Pending { builder, fetches: Vec::new(), why_missing, call };
     };
-    let base = access.base.trim_end_matches('/');
-    let fetches: Vec<Fetch> = states
+    let base = base.as_base();
+    let fetches = states
         .iter()
         .filter_map(|(key, kind, state)| {
             let (url, continuation) = match state {
@@ -106,12 +117,40 @@ pub async fn gather_record(
             Some(Fetch { key: key.clone(), kind: *kind, url, continuation })
         })
         .collect();
-    if !fetches.is_empty() {
+    Pending { builder, fetches, why_missing: "the FHIR server did not provide it", call }
+}
+
+/// Adds what was fetched, requires the required data, assesses and renders.
+pub fn finish(
+    content: &Content,
+    service: &ServiceDefinition,
+    pending: Pending,
+    fetched: Vec<Fetched>,
+    today: Date,
+    options: &Options,
+) -> Result<Outcome, EvaluateError> {
+    let Pending { mut builder, why_missing, call, .. } = pending;
+    fhir::merge(&mut builder, fetched);
+    let record = require(content, service, builder.finish(), why_missing)?;
+    Ok(respond(content, service, &call, record, today, options))
+}
+
+/// Builds the record from prefetch and the FHIR server: every query at once, under one time
+/// budget. A query that fails degrades the answer; only missing required data is a 412.
+pub async fn gather_record(
+    content: &Content,
+    service: &ServiceDefinition,
+    request: &HookRequest<'_>,
+    access: Option<FhirAccess<'_>>,
+) -> Result<PatientRecord, EvaluateError> {
+    let limit = access.map_or(record::DEFAULT_RESOURCE_LIMIT, |a| a.limits.max_call_resources);
+    let Pending { mut builder, fetches, why_missing, .. } = prepare(content, service, request, access.map(|a| a.base), limit);
+    if let (Some(access), false) = (access, fetches.is_empty()) {
         tracing::info!(queries = fetches.len(), "fetching data the client did not prefetch");
-        let fetched = fhir::fetch_all(access.http, base, access.token, fetches, access.limits).await;
+        let fetched = fhir::fetch_all(access.http, access.base, access.token, fetches, access.limits).await;
         fhir::merge(&mut builder, fetched);
     }
-    require(content, service, builder.finish(), "the FHIR server did not provide it")
+    require(content, service, builder.finish(), why_missing)
 }
 
 /// Required data (patient, conditions) that is still missing: nothing useful can be said (412).
@@ -144,15 +183,15 @@ fn require(
 pub fn respond(
     content: &Content,
     service: &ServiceDefinition,
-    request: &HookRequest<'_>,
+    call: &Call,
     record: PatientRecord,
     today: Date,
     options: &Options,
 ) -> Outcome {
     let ctx = RenderContext {
         hook: service.hook,
-        hook_instance: &request.hook_instance,
-        patient_id: &request.context.patient_id,
+        hook_instance: &call.hook_instance,
+        patient_id: &call.patient_id,
         mirror_system_actions: options.mirror_system_actions,
         start_back_app_url: options.start_back_app_url.clone(),
     };
@@ -171,6 +210,6 @@ pub fn evaluate_body(
 ) -> Result<Outcome, EvaluateError> {
     let request = HookRequest::parse(body)?;
     check_request(service, &request)?;
-    let record = record_from_prefetch(content, service, &request)?;
-    Ok(respond(content, service, &request, record, today, options))
+    let pending = prepare(content, service, &request, None, record::DEFAULT_RESOURCE_LIMIT);
+    finish(content, service, pending, Vec::new(), today, options)
 }

@@ -12,6 +12,7 @@ pub mod evaluate;
 pub mod fhir;
 pub mod hooks;
 pub mod http;
+pub mod metrics;
 pub mod outbound;
 pub mod record;
 pub mod report;

@@ -20,10 +20,16 @@ fn main() -> ExitCode {
                 Err(error) => return fail(&error.to_string()),
             };
             let auth = match &args.auth_config {
-                Some(path) => match AuthConfig::load(path).and_then(|c| Authenticator::new(c, lbp_cds::outbound::client())) {
-                    Ok(auth) => Some(Arc::new(auth)),
-                    Err(error) => return fail(&error.to_string()),
-                },
+                Some(path) => {
+                    let http = match lbp_cds::outbound::client() {
+                        Ok(http) => http,
+                        Err(error) => return fail(&error),
+                    };
+                    match AuthConfig::load(path).and_then(|c| Authenticator::new(c, http)) {
+                        Ok(auth) => Some(Arc::new(auth)),
+                        Err(error) => return fail(&error.to_string()),
+                    }
+                }
                 None => None,
             };
             if auth.is_none() {
@@ -107,7 +113,7 @@ async fn serve(listen: std::net::SocketAddr, content: Content, settings: Setting
         tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
     }
     tracing::info!(address = %local, "lbp-cds listening; discovery at http://{local}/cds-services");
-    let state = AppState::new(content, settings);
+    let state = AppState::new(content, settings)?;
     http::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 

@@ -36,7 +36,10 @@ fn config(base: &str, issuers: Vec<IssuerConfig>) -> AuthConfig {
         max_token_age_seconds: 600,
         clock_skew_seconds: 30,
         jwks_min_refresh_seconds: 30,
+        // The test JWKS servers and FHIR doubles are plain http on loopback.
+        allow_insecure_http: true,
         issuers,
+        ..AuthConfig::default()
     }
 }
 
@@ -50,7 +53,7 @@ async fn protected_with_refresh(issuers: Vec<IssuerConfig>, refresh_seconds: u64
         config.jwks_min_refresh_seconds = refresh_seconds;
         Settings {
             fixed_today: Some(TODAY),
-            auth: Some(Arc::new(Authenticator::new(config, lbp_cds::outbound::client()).unwrap())),
+            auth: Some(Arc::new(Authenticator::new(config, lbp_cds::outbound::client().expect("outbound client")).unwrap())),
             ..Settings::default()
         }
     })
@@ -203,7 +206,7 @@ async fn a_jku_outside_the_allow_list_is_never_fetched() {
     let trap = ConnectionCounter::start().await;
     let mut config = issuer(&[]);
     config.jwks = None;
-    config.jku_prefixes = vec!["https://keys.ehr.example.org/".into()];
+    config.jku_prefixes = vec!["https://keys.ehr.example.org/jwks/".into()];
     let app = protected(vec![config]).await;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES384);
     header.kid = Some("k1".into());
@@ -251,7 +254,7 @@ async fn discovery_is_open_by_default_and_can_be_closed_and_tenants_are_checked(
         config.discovery_open = false;
         Settings {
             fixed_today: Some(TODAY),
-            auth: Some(Arc::new(Authenticator::new(config, lbp_cds::outbound::client()).unwrap())),
+            auth: Some(Arc::new(Authenticator::new(config, lbp_cds::outbound::client().expect("outbound client")).unwrap())),
             ..Settings::default()
         }
     })

@@ -174,7 +174,7 @@ fn without_prefetch(body: &Value, base: &str) -> Value {
 async fn app_for(base: &str, limits: FetchLimits) -> TestApp {
     TestApp::spawn_with(Settings {
         fixed_today: Some(TODAY),
-        fhir_servers: vec![base.to_owned()],
+        fhir_servers: vec![lbp_cds::outbound::UrlScope::parse(base, true, false).expect("FHIR base")],
         fetch_limits: limits,
         ..Settings::default()
     })
@@ -187,7 +187,7 @@ fn cards_and_actions(response: &Value) -> (Value, Value) {
 
 #[tokio::test]
 async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
-    let client = lbp_cds::outbound::client();
+    let client = lbp_cds::outbound::client().expect("outbound client");
     let hfs = Hfs::start(&client).await;
     let fixtures = fetchable_fixtures();
     assert!(fixtures.len() >= 25, "fixtures to compare");

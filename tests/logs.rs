@@ -51,7 +51,7 @@ async fn no_token_or_patient_id_reaches_the_logs() {
     });
     ready_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server started");
 
-    let client = lbp_cds::outbound::client();
+    let client = lbp_cds::outbound::client().expect("outbound client");
     let access_token = "fhir-access-token-7f3a9c";
     let mut secrets = vec![access_token.to_owned()];
     let patient_id = "log-patient-4821";

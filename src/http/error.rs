@@ -23,6 +23,8 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
     PreconditionFailed(String),
     #[error("internal error")]
     Internal(String),
@@ -36,6 +38,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::HeadersTooLarge(_) => "too-large",
             ApiError::Unavailable(_) => "transient",
+            ApiError::UnsupportedMediaType(_) => "not-supported",
             ApiError::PreconditionFailed(_) => "incomplete",
             ApiError::Internal(_) => "exception",
         }
@@ -78,7 +82,12 @@ impl IntoResponse for ApiError {
                 "internal error".to_owned()
             }
             other => {
-                tracing::info!(status = other.status().as_u16(), error = %other, "request refused");
+                // Messages may quote what the client sent: escaped and cut before logging.
+                tracing::info!(
+                    status = other.status().as_u16(),
+                    error = %crate::telemetry::loggable(&other.to_string()),
+                    "request refused"
+                );
                 other.to_string()
             }
         };

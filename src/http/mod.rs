@@ -1,4 +1,6 @@
-//! HTTP: routes, shared state, and the tower-http layers (CORS, timeouts, body limits, tracing).
+//! HTTP: routes, shared state, the tower-http layers (CORS, timeouts, body limits, panics,
+//! tracing), and the connection loop with its own limits (connection cap, header-read and idle
+//! timeouts, graceful shutdown with a deadline).
 
 pub mod error;
 mod services;
@@ -7,14 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tower::ServiceBuilder;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -22,6 +29,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::content::Content;
+use crate::metrics;
+use crate::telemetry::loggable;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -32,16 +41,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(content: Content, settings: Settings) -> AppState {
-        AppState { content: Arc::new(content), settings: Arc::new(settings), http: crate::outbound::client() }
+    pub fn new(content: Content, settings: Settings) -> Result<AppState, String> {
+        Ok(AppState { content: Arc::new(content), settings: Arc::new(settings), http: crate::outbound::client()? })
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
+    // Overload: refuse at once with 503 rather than queue calls past the EHR's timeout. Only hook
+    // calls take a slot, and only once authenticated: unauthenticated traffic cannot use them up.
+    let hook_slots = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            error::ApiError::Unavailable("the service is at its concurrency limit; retry shortly".into())
+        }))
+        .load_shed()
+        .concurrency_limit(settings.max_concurrent_requests);
     let hooks = Router::new()
         .route("/cds-services", get(services::discovery))
-        .route("/cds-services/{id}", post(services::invoke))
+        .route("/cds-services/{id}", post(services::invoke).layer(hook_slots))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // CDS clients run in browsers (the public sandbox sends a preflight before every call).
     let cors = CorsLayer::new()
@@ -53,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hooks)
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(state)
         // Our own limit replaces axum's 2 MB default, so the size is one setting.
@@ -63,24 +81,17 @@ pub fn router(state: AppState) -> Router {
             Duration::from_millis(settings.request_timeout_ms),
         ))
         .layer(middleware::from_fn_with_state(settings.header_limit_bytes, limit_headers))
-        // Overload: refuse at once with 503 rather than queue requests past the EHR's timeout.
-        .layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    error::ApiError::Unavailable("the service is at its concurrency limit; retry shortly".into())
-                }))
-                .load_shed()
-                .concurrency_limit(settings.max_concurrent_requests),
-        )
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(count_responses))
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-            // Method and path only: query strings and headers (tokens) stay out of logs.
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+            // Method and path only (escaped): query strings and headers (tokens) stay out of logs.
+            tracing::info_span!("http", method = %request.method(), path = %loggable(request.uri().path()))
         }))
 }
 
 /// Bearer JWT of the CDS client on every hook call (and on discovery unless it is open). The
-/// reason for a refusal is logged; the client gets a bare 401 (CDS Hooks security).
+/// reason for a refusal is logged and counted; the client gets a bare 401 (CDS Hooks security).
 async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let Some(auth) = state.settings.auth.clone() else {
         return next.run(request).await;
@@ -92,12 +103,13 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     let header = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match auth.authenticate(header, &path).await {
         Ok(client) => {
-            tracing::debug!(issuer = %client.issuer, "client authenticated");
+            tracing::debug!(issuer = %loggable(&client.issuer), "client authenticated");
             request.extensions_mut().insert(client);
             next.run(request).await
         }
         Err(reason) => {
-            tracing::warn!(%path, %reason, "authentication failed");
+            metrics::get().auth_failures.get_or_create(&metrics::reason(reason.kind())).inc();
+            tracing::warn!(path = %loggable(&path), reason = %loggable(&reason.to_string()), "authentication failed");
             (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")]).into_response()
         }
     }
@@ -110,6 +122,34 @@ async fn limit_headers(State(limit): State<usize>, request: Request, next: Next)
         return error::ApiError::HeadersTooLarge(format!("request headers exceed {limit} bytes")).into_response();
     }
     next.run(request).await
+}
+
+/// Counts every response by endpoint family and status: a 401 or 5xx looks like "no cards" in the
+/// EHR, so it must show here.
+async fn count_responses(request: Request, next: Next) -> Response {
+    let endpoint = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/cds-services") => "discovery",
+        Some("/cds-services/{id}") => "hook",
+        Some("/health") => "health",
+        Some("/ready") => "ready",
+        Some("/metrics") => "metrics",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    let labels = metrics::ResponseLabels { endpoint, status: response.status().as_u16() };
+    metrics::get().responses.get_or_create(&labels).inc();
+    response
+}
+
+/// A panic anywhere in a request: logged, counted, answered with a 500 OperationOutcome.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    metrics::get().panics.inc();
+    error::ApiError::Internal(format!("panic: {}", loggable(&detail))).into_response()
 }
 
 /// Liveness: the process answers.
@@ -127,15 +167,96 @@ async fn ready(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// Prometheus text exposition.
+async fn metrics_text() -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics::get().render()).into_response()
+}
+
 async fn not_found() -> error::ApiError {
     error::ApiError::NotFound("no such endpoint; see GET /cds-services".into())
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, then stops accepting, asks every connection to finish its
+/// call in flight, and after `shutdown_grace_ms` closes whatever is still open (a half-sent
+/// request head cannot hold the process).
+///
+/// Each connection: at most `max_connections` at once (past it a new connection is closed at once,
+/// logged and counted, so descriptors are never exhausted); its request head must arrive within
+/// `header_read_timeout_ms`, which also closes a connection idle that long between requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let settings = state.settings.clone();
+    let app = router(state);
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let header_read_timeout = Duration::from_millis(settings.header_read_timeout_ms);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut last_cap_warning: Option<std::time::Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: log, pause, go on (never spin).
+                    tracing::error!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::get().connections_refused.inc();
+            if last_cap_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(1)) {
+                last_cap_warning = Some(std::time::Instant::now());
+                tracing::warn!(max_connections = settings.max_connections, "connection cap reached; closing new connections");
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let mut stop = stop_rx.clone();
+        connections.spawn(async move {
+            metrics::get().connections_open.inc();
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => log_connection_end(result),
+                _ = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
+                    connection.as_mut().graceful_shutdown();
+                    log_connection_end(connection.await);
+                }
+            }
+            metrics::get().connections_open.dec();
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tracing::info!(open = connections.len(), "no longer accepting connections; finishing calls in flight");
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(open = connections.len(), "shutdown grace period over; closing the remaining connections");
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+        metrics::get().connections_open.set(0);
+    }
+    Ok(())
+}
+
+fn log_connection_end(result: Result<(), hyper::Error>) {
+    if let Err(error) = result {
+        // Timeouts and resets are the client's doing: debug, not noise at every idle close.
+        tracing::debug!(%error, "connection closed with an error");
+    }
 }

@@ -4,14 +4,19 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::{Extension, Json};
 use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
 use super::{error::ApiError, AppState};
-use crate::auth::{fhir_server_allowed, Client};
-use crate::evaluate::{self, FhirAccess, Outcome};
+use crate::auth::Client;
+use crate::config::Settings;
+use crate::evaluate::{self, Outcome};
+use crate::fhir;
 use crate::hooks::{CdsResponse, HookRequest};
+use crate::outbound::UrlScope;
+use crate::telemetry::loggable;
 
 /// `GET /cds-services`. Always open, always 200.
 pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
@@ -37,49 +42,104 @@ pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "services": services }))
 }
 
-/// `POST /cds-services/{id}`.
+/// `POST /cds-services/{id}`. Reading the request and assessing run on the blocking pool (a
+/// large record must not stall the async workers that answer every other call); fetching runs
+/// between them on the async workers. The request timeout covers all of it.
 pub async fn invoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
     client: Option<Extension<Client>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<CdsResponse>, ApiError> {
     let started = Instant::now();
+    require_json(&headers)?;
     let service = state
         .content
         .service(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", id.chars().take(64).collect::<String>())))?;
-    let request = HookRequest::parse(&body)?;
-    let span = tracing::info_span!("hook", hookInstance = %request.hook_instance, service = %service.id);
-    async {
-        evaluate::check_request(service, &request)?;
-        let access = fhir_access(&state, client.as_ref().map(|c| &c.0), &request)?;
-        let record = evaluate::gather_record(&state.content, service, &request, access).await?;
-        let today = state.settings.today();
-        let outcome = evaluate::respond(&state.content, service, &request, record, today, &state.settings.options());
-        log_outcome(&outcome, &request, state.settings.log_patient_ids, started);
+        .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?
+        .clone();
+    let span = tracing::info_span!("hook", hookInstance = tracing::field::Empty, service = %service.id);
+    let client = client.map(|c| c.0);
+    async move {
+        let (content, settings) = (state.content.clone(), state.settings.clone());
+        let (service_for_read, span_for_read) = (service.clone(), tracing::Span::current());
+        let (pending, target) = blocking(move || {
+            let request = HookRequest::parse(&body)?;
+            span_for_read.record("hookInstance", tracing::field::display(loggable(&request.hook_instance)));
+            evaluate::check_request(&service_for_read, &request)?;
+            let target = fhir_target(&settings, client.as_ref(), &request)?;
+            let limit = settings.fetch_limits.max_call_resources;
+            let pending = evaluate::prepare(&content, &service_for_read, &request, target.as_ref().map(|t| &t.base), limit);
+            Ok::<_, ApiError>((pending, target))
+        })
+        .await??;
+        let fetched = match (&target, pending.fetches.is_empty()) {
+            (Some(target), false) => {
+                tracing::info!(queries = pending.fetches.len(), "fetching data the client did not prefetch");
+                let fetches = pending.fetches.clone();
+                fhir::fetch_all(&state.http, &target.base, target.token.as_deref(), fetches, &state.settings.fetch_limits).await
+            }
+            _ => Vec::new(),
+        };
+        let (content, settings) = (state.content.clone(), state.settings.clone());
+        let outcome = blocking(move || {
+            let today = settings.today();
+            evaluate::finish(&content, &service, pending, fetched, today, &settings.options())
+        })
+        .await??;
+        log_outcome(&outcome, state.settings.log_patient_ids, started);
         Ok(Json(outcome.response))
     }
     .instrument(span)
     .await
 }
 
+/// Runs CPU-heavy work on the blocking pool, in the caller's span. A panic there becomes a 500
+/// (logged and counted), like a panic anywhere else in a request.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work)).await.map_err(|error| {
+        crate::metrics::get().panics.inc();
+        ApiError::Internal(format!("assessment task failed: {error}"))
+    })
+}
+
+/// CDS Hooks requests are JSON: anything else is refused with 415 before the body is read.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase());
+    match media_type.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) if other.starts_with("application/") && other.ends_with("+json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)".into())),
+    }
+}
+
+/// The FHIR server a call may fetch from, with its token.
+pub struct FhirTarget {
+    pub base: UrlScope,
+    pub token: Option<String>,
+}
+
 /// Whether and how missing data may be fetched. A client may only send us to the FHIR servers it
-/// is bound to (no server-side request forgery): checked before any network call. Without a token
-/// a server is queried only if configuration lists it as open.
-fn fhir_access<'a>(
-    state: &'a AppState,
-    client: Option<&Client>,
-    request: &'a HookRequest<'_>,
-) -> Result<Option<FhirAccess<'a>>, ApiError> {
+/// is bound to (no server-side request forgery), compared as parsed URLs: checked before any
+/// network call. Without a token a server is queried only if configuration lists it as open.
+fn fhir_target(settings: &Settings, client: Option<&Client>, request: &HookRequest<'_>) -> Result<Option<FhirTarget>, ApiError> {
     let Some(fhir_server) = request.fhir_server.as_deref() else { return Ok(None) };
-    let settings = &state.settings;
-    let token = request.fhir_authorization.as_ref().map(|a| a.access_token.as_str());
+    // http is parsed here and refused by the binding below: configured servers are https unless
+    // configuration allows http, so an http `fhirServer` matches none of them (403).
+    let fhir_server = UrlScope::parse(fhir_server, true, false)
+        .map_err(|e| ApiError::BadRequest(format!("field `fhirServer` is invalid: it {e}")))?;
+    let token = request.fhir_authorization.as_ref().map(|a| a.access_token.clone());
     let (bound, open) = match (client, &settings.auth) {
-        (Some(client), _) => (client.may_use_fhir_server(fhir_server), client.may_query_openly(fhir_server)),
+        (Some(client), _) => (client.may_use_fhir_server(&fhir_server), client.may_query_openly(&fhir_server)),
         (None, Some(_)) => (false, false),
         (None, None) => {
-            let listed = fhir_server_allowed(&settings.fhir_servers, fhir_server);
+            let listed = settings.fhir_servers.iter().any(|allowed| allowed.same_base(&fhir_server));
             (listed, listed)
         }
     };
@@ -96,17 +156,19 @@ fn fhir_access<'a>(
         tracing::warn!("fhirServer came without fhirAuthorization and is not configured as open; not queried");
         return Ok(None);
     }
-    Ok(Some(FhirAccess { base: fhir_server, token, http: &state.http, limits: &settings.fetch_limits }))
+    Ok(Some(FhirTarget { base: fhir_server, token }))
 }
 
-fn log_outcome(outcome: &Outcome, request: &HookRequest<'_>, log_patient_ids: bool, started: Instant) {
+/// One line per call, whatever the record held: unreadable resources are counted here, not
+/// logged one by one (a hostile server could otherwise flood the log).
+fn log_outcome(outcome: &Outcome, log_patient_ids: bool, started: Instant) {
     let card_types: Vec<&str> = outcome
         .response
         .cards
         .iter()
         .filter_map(|card| card.source.topic.as_ref().map(|t| t.code.as_str()))
         .collect();
-    let patient = if log_patient_ids { request.context.patient_id.as_str() } else { "<not logged>" };
+    let patient = if log_patient_ids { loggable(&outcome.record.patient_id) } else { "<not logged>".to_owned() };
     tracing::info!(
         patient,
         cards = ?card_types,
@@ -117,6 +179,13 @@ fn log_outcome(outcome: &Outcome, request: &HookRequest<'_>, log_patient_ids: bo
         elapsed_us = started.elapsed().as_micros() as u64,
         "hook answered"
     );
+    if !outcome.record.skipped.is_empty() {
+        let mut by_key: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for skipped in &outcome.record.skipped {
+            *by_key.entry(skipped.prefetch_key.as_str()).or_default() += 1;
+        }
+        tracing::warn!(skipped = ?by_key, "resources that could not be read were skipped (details in the response extension)");
+    }
     for key in outcome.record.keys.iter().filter(|k| k.status != "loaded" && k.status != "null") {
         tracing::warn!(key = %key.key, status = key.status, detail = ?key.detail, "prefetch key not fully usable");
     }

@@ -220,11 +220,36 @@ struct AnswerView {
 }
 }
 
+/// serde's message without the values it quotes: what was wrong and where (line, column), never
+/// what the data held, since these reasons go back to the client and into logs, and the data may
+/// come from a FHIR server the client could not read itself.
+pub(crate) fn describe_json_error(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(open) if c == open => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                out.push(c);
+                quote = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// Parses one resource expected to be of `kind`. The error is a short reason for the
 /// skipped-resource report (serde's message: which field, line and column; never the values).
 pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<Read, String> {
     fn parse<T: for<'de> Deserialize<'de>>(json: &str) -> Result<T, String> {
-        serde_json::from_str(json).map_err(|error| error.to_string())
+        serde_json::from_str(json).map_err(|error| describe_json_error(&error))
     }
     let is_other = |resource_type: &Option<String>| resource_type.as_deref().is_some_and(|t| t != kind.as_str());
     // Another type (an `_include`d resource) or another patient's resource is not this record's.
@@ -565,7 +590,7 @@ pub(super) fn read_draft_orders(
 ) -> Vec<(Option<DraftOrder>, Option<DraftError>)> {
     let bundle: DraftBundle = match serde_json::from_str(json) {
         Ok(bundle) => bundle,
-        Err(error) => return vec![(None, Some((None, None, format!("draftOrders is not a Bundle ({error})"))))],
+        Err(error) => return vec![(None, Some((None, None, format!("draftOrders is not a Bundle ({})", describe_json_error(&error)))))],
     };
     bundle
         .entry
@@ -577,7 +602,7 @@ pub(super) fn read_draft_orders(
             };
             let view: DraftView = match serde_json::from_value(raw.clone()) {
                 Ok(view) => view,
-                Err(error) => return (None, Some((None, None, format!("draft order entry {index}: {error}")))),
+                Err(error) => return (None, Some((None, None, format!("draft order entry {index}: {}", describe_json_error(&error))))),
             };
             let Some(resource_type) = view.resource_type else {
                 return (None, Some((None, view.id, format!("draft order entry {index} has no resourceType"))));

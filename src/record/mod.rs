@@ -166,7 +166,16 @@ pub struct RecordBuilder {
     seen: HashSet<String>,
     /// Conditions whose onset is an age; converted once the birth date is known.
     onset_ages: Vec<(usize, f64)>,
+    /// Resources read so far, and the most one call may read (a hostile or huge server cannot
+    /// make one call parse without end); past it, the rest is skipped and the data is incomplete.
+    resources_read: usize,
+    resource_limit: usize,
+    /// Prefetch keys that hit the resource limit.
+    over_limit: HashSet<String>,
 }
+
+/// Resources read for one call unless configured otherwise: ten times a long chronic-pain history.
+pub const DEFAULT_RESOURCE_LIMIT: usize = 20_000;
 
 impl RecordBuilder {
     pub fn new(patient_id: &str) -> RecordBuilder {
@@ -174,7 +183,29 @@ impl RecordBuilder {
             record: PatientRecord { patient_id: patient_id.to_owned(), ..PatientRecord::default() },
             seen: HashSet::new(),
             onset_ages: Vec::new(),
+            resources_read: 0,
+            resource_limit: DEFAULT_RESOURCE_LIMIT,
+            over_limit: HashSet::new(),
         }
+    }
+
+    /// The most resources this call reads, across every key and page.
+    pub fn with_resource_limit(mut self, limit: usize) -> RecordBuilder {
+        self.resource_limit = limit;
+        self
+    }
+
+    /// Whether a key stopped at the resource limit (its data is then incomplete).
+    pub fn over_limit(&self, key: &str) -> bool {
+        self.over_limit.contains(key)
+    }
+
+    pub fn resource_limit(&self) -> usize {
+        self.resource_limit
+    }
+
+    fn limit_note(&self) -> String {
+        format!("more than {} resources in this call; the rest was not read", self.resource_limit)
     }
 
     /// Reads one prefetch key. `null` means "no such data"; absence, an OperationOutcome or an
@@ -191,6 +222,11 @@ impl RecordBuilder {
         };
         let unreadable = self.record.skipped.iter().filter(|s| s.prefetch_key == key).count();
         match &state {
+            KeyState::Loaded if self.over_limit(key) => {
+                let note = self.limit_note();
+                self.report(key, "loaded-incomplete", Some(note.clone()));
+                self.record.availability.insert(kind, Availability::Incomplete(note));
+            }
             // A resource that could not be read may have held a red flag: the data is incomplete.
             KeyState::Loaded if unreadable > 0 => {
                 self.report(key, "loaded-with-errors", Some(format!("{unreadable} resource(s) could not be read")));
@@ -223,13 +259,21 @@ impl RecordBuilder {
         let envelope: Envelope<'_> = match serde_json::from_str(raw.get()) {
             Ok(envelope) => envelope,
             Err(error) => {
-                return KeyState::NotProvided(format!("not a FHIR resource or Bundle ({error})"));
+                return KeyState::NotProvided(format!(
+                    "not a FHIR resource or Bundle ({})",
+                    convert::describe_json_error(&error)
+                ));
             }
         };
         match envelope.resource_type.as_deref() {
             Some("OperationOutcome") => KeyState::NotProvided("the client sent an OperationOutcome".into()),
             Some("Bundle") => {
                 for (index, entry) in envelope.entry.iter().enumerate() {
+                    if self.resources_read >= self.resource_limit {
+                        self.over_limit.insert(key.to_owned());
+                        break;
+                    }
+                    self.resources_read += 1;
                     if entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("include") {
                         self.record.ignored += 1;
                         continue;
@@ -305,8 +349,10 @@ impl RecordBuilder {
         }
     }
 
+    /// One report per unreadable resource; the log gets one summary line per call (see the HTTP
+    /// layer), so a hostile server cannot flood it.
     fn skip(&mut self, key: &str, resource_type: Option<String>, id: Option<String>, reason: String) {
-        tracing::warn!(prefetch_key = key, resource_type = ?resource_type, %reason, "skipped a resource that could not be read");
+        crate::metrics::get().resources_skipped.inc();
         self.record.skipped.push(SkippedResource { prefetch_key: key.to_owned(), resource_type, id, reason });
     }
 
@@ -326,6 +372,9 @@ impl RecordBuilder {
     ) {
         let unreadable = self.record.skipped.iter().filter(|s| s.prefetch_key == key).count();
         let availability = match availability {
+            Availability::Complete | Availability::Incomplete(_) if self.over_limit(key) => {
+                Availability::Incomplete(self.limit_note())
+            }
             Availability::Complete if unreadable > 0 => {
                 Availability::Incomplete(format!("{unreadable} resource(s) could not be read"))
             }
@@ -372,8 +421,9 @@ impl RecordBuilder {
 pub fn from_prefetch(
     request: &HookRequest<'_>,
     keys: &[(String, ResourceKind)],
+    resource_limit: usize,
 ) -> (RecordBuilder, Vec<(String, ResourceKind, KeyState)>) {
-    let mut builder = RecordBuilder::new(&request.context.patient_id);
+    let mut builder = RecordBuilder::new(&request.context.patient_id).with_resource_limit(resource_limit);
     let mut states = Vec::with_capacity(keys.len());
     for (key, kind) in keys {
         let value = request.prefetch.as_ref().and_then(|prefetch| prefetch.get(key).copied());

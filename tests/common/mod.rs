@@ -37,7 +37,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let settings = settings(address);
-        let state = AppState::new(content, settings);
+        let state = AppState::new(content, settings).expect("state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             http::serve(listener, state, async {
@@ -46,7 +46,7 @@ impl TestApp {
             .await
             .expect("server runs");
         });
-        TestApp { address, client: lbp_cds::outbound::client(), shutdown: Some(tx) }
+        TestApp { address, client: lbp_cds::outbound::client().expect("outbound client"), shutdown: Some(tx) }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,188 @@
+//! Key sets fetched from a trusted issuer's JWKS URL or an allow-listed `jku`.
+//!
+//! Everything here can be triggered by an unauthenticated caller (the token is not yet verified
+//! when its key is looked up), so every path is bounded: per issuer, one fetch in flight and at
+//! most one fetch per `jwks_min_refresh_seconds`, whatever the URL; each set is read as a stream
+//! and abandoned past `jwks_max_bytes`; each fetched set is trusted for at most
+//! `jwks_max_cache_seconds` (less if its `Cache-Control: max-age` says so), so a key the issuer
+//! removes stops working within that time; the cache of sets is bounded in count.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::Algorithm;
+use moka::sync::Cache;
+use url::Url;
+
+use super::{AuthConfig, AuthError};
+use crate::metrics;
+use crate::telemetry::loggable;
+
+/// Fetched key sets kept at once, across issuers and URLs.
+const CACHED_SETS: u64 = 256;
+
+struct FetchedSet {
+    keys: Vec<Jwk>,
+    trusted_until: Instant,
+}
+
+/// Per issuer: the time of the last fetch, behind a lock that is held for the fetch itself (one
+/// fetch in flight per issuer; callers waiting for it then read its result from the cache).
+type LastFetch = tokio::sync::Mutex<Option<Instant>>;
+
+pub struct KeySets {
+    sets: Cache<(String, String), Arc<FetchedSet>>,
+    last_fetch: HashMap<String, LastFetch>,
+    http: reqwest::Client,
+    min_refresh: Duration,
+    max_cache: Duration,
+    max_bytes: usize,
+    timeout: Duration,
+}
+
+impl KeySets {
+    pub fn new(config: &AuthConfig, http: reqwest::Client) -> KeySets {
+        KeySets {
+            sets: Cache::builder()
+                .max_capacity(CACHED_SETS)
+                .time_to_live(Duration::from_secs(config.jwks_max_cache_seconds.max(1)))
+                .build(),
+            last_fetch: config.issuers.iter().map(|i| (i.iss.clone(), LastFetch::default())).collect(),
+            http,
+            min_refresh: Duration::from_secs(config.jwks_min_refresh_seconds),
+            max_cache: Duration::from_secs(config.jwks_max_cache_seconds),
+            max_bytes: config.jwks_max_bytes,
+            timeout: Duration::from_millis(config.jwks_fetch_timeout_ms),
+        }
+    }
+
+    /// The key for `kid` from `source`, fetching the set when it is not cached, has expired, or
+    /// lacks the `kid` (the issuer may have rotated its keys), within the issuer's fetch budget.
+    pub async fn find(&self, issuer: &str, source: &Url, kid: Option<&str>, algorithm: Algorithm) -> Result<Jwk, AuthError> {
+        let cache_key = (issuer.to_owned(), source.as_str().to_owned());
+        if let Some(key) = self.cached(&cache_key, kid, algorithm) {
+            return Ok(key);
+        }
+        let unknown = || AuthError::UnknownKey(kid.map(loggable));
+        let Some(lock) = self.last_fetch.get(issuer) else { return Err(unknown()) };
+        // Wait for a fetch in flight (bounded by its own time limit), then look again.
+        let mut last = tokio::time::timeout(self.timeout + Duration::from_secs(1), lock.lock())
+            .await
+            .map_err(|_| AuthError::KeyFetch("another key-set fetch for this issuer is still running".into()))?;
+        if let Some(key) = self.cached(&cache_key, kid, algorithm) {
+            return Ok(key);
+        }
+        if last.is_some_and(|at| at.elapsed() < self.min_refresh) {
+            metrics::get().jwks_fetches.get_or_create(&metrics::reason("rate_limited")).inc();
+            return Err(unknown());
+        }
+        *last = Some(Instant::now());
+        tracing::info!(url = %loggable(source.as_str()), "fetching JWKS");
+        match self.fetch(source).await {
+            Ok((keys, lifetime)) => {
+                metrics::get().jwks_fetches.get_or_create(&metrics::reason("ok")).inc();
+                let set = Arc::new(FetchedSet { keys, trusted_until: Instant::now() + lifetime });
+                self.sets.insert(cache_key.clone(), set);
+            }
+            Err(error) => {
+                metrics::get().jwks_fetches.get_or_create(&metrics::reason("error")).inc();
+                // A set that can no longer be fetched is no longer trusted.
+                self.sets.invalidate(&cache_key);
+                return Err(error);
+            }
+        }
+        drop(last);
+        self.cached(&cache_key, kid, algorithm).ok_or_else(unknown)
+    }
+
+    fn cached(&self, cache_key: &(String, String), kid: Option<&str>, algorithm: Algorithm) -> Option<Jwk> {
+        let set = self.sets.get(cache_key)?;
+        if set.trusted_until <= Instant::now() {
+            return None;
+        }
+        pick(&set.keys, kid, algorithm)
+    }
+
+    /// Fetches a key set: no redirects (the client follows none), a time limit, a streaming size
+    /// cap. Errors say what went wrong, never what the answer held.
+    async fn fetch(&self, url: &Url) -> Result<(Vec<Jwk>, Duration), AuthError> {
+        let fetch = async {
+            let mut response = self
+                .http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| AuthError::KeyFetch(e.without_url().to_string()))?;
+            if !response.status().is_success() {
+                return Err(AuthError::KeyFetch(format!("status {}", response.status())));
+            }
+            let too_large = || AuthError::KeyFetch(format!("key set larger than {} bytes", self.max_bytes));
+            if response.content_length().is_some_and(|length| length > self.max_bytes as u64) {
+                return Err(too_large());
+            }
+            let lifetime = max_age(response.headers()).map_or(self.max_cache, |age| age.clamp(self.min_refresh, self.max_cache));
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| AuthError::KeyFetch(e.without_url().to_string()))? {
+                if body.len() + chunk.len() > self.max_bytes {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let set: JwkSet = serde_json::from_slice(&body)
+                .map_err(|e| AuthError::KeyFetch(format!("not a JWKS (line {}, column {})", e.line(), e.column())))?;
+            Ok((set.keys, lifetime))
+        };
+        tokio::time::timeout(self.timeout, fetch)
+            .await
+            .map_err(|_| AuthError::KeyFetch(format!("no answer within {} ms", self.timeout.as_millis())))?
+    }
+}
+
+/// `Cache-Control: max-age=N`; `no-store` and `no-cache` count as zero (then clamped up to the
+/// refresh interval: a set is never fetched more often than that).
+fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    value.split(',').map(str::trim).find_map(|directive| {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        lower.strip_prefix("max-age=")?.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs)
+    })
+}
+
+/// The key for `kid`; without a `kid`, the only key of the algorithm's family.
+pub fn pick(keys: &[Jwk], kid: Option<&str>, algorithm: Algorithm) -> Option<Jwk> {
+    let family_matches = |key: &Jwk| match (&key.algorithm, algorithm) {
+        (jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_), Algorithm::ES384 | Algorithm::ES256) => true,
+        (jsonwebtoken::jwk::AlgorithmParameters::RSA(_), Algorithm::RS384 | Algorithm::RS256) => true,
+        _ => false,
+    };
+    match kid {
+        Some(kid) => keys.iter().find(|key| key.common.key_id.as_deref() == Some(kid) && family_matches(key)).cloned(),
+        None => {
+            let mut candidates = keys.iter().filter(|key| family_matches(key));
+            match (candidates.next(), candidates.next()) {
+                (Some(key), None) => Some(key.clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_sets_the_key_lifetime() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(max_age(&headers), None);
+        headers.insert(reqwest::header::CACHE_CONTROL, "public, max-age=120".parse().unwrap());
+        assert_eq!(max_age(&headers), Some(Duration::from_secs(120)));
+        headers.insert(reqwest::header::CACHE_CONTROL, "no-store".parse().unwrap());
+        assert_eq!(max_age(&headers), Some(Duration::ZERO));
+    }
+}

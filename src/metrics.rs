@@ -1,0 +1,99 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format). An EHR shows a failed call
+//! exactly like "no cards", so every refusal, fault and degradation is counted here as well as
+//! logged. One process-wide registry: metrics are the one piece of global state, as in every
+//! Prometheus client.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResponseLabels {
+    pub endpoint: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Every HTTP response, by endpoint family and status code.
+    pub responses: Family<ResponseLabels, Counter>,
+    /// Refused authentications, by reason.
+    pub auth_failures: Family<ReasonLabels, Counter>,
+    /// Key-set fetches, by outcome (`ok`, `error`, `rate_limited`).
+    pub jwks_fetches: Family<ReasonLabels, Counter>,
+    /// Connections closed at once because the connection cap was reached.
+    pub connections_refused: Counter,
+    pub connections_open: Gauge,
+    /// Panics caught and answered with a 500.
+    pub panics: Counter,
+    /// FHIR queries, by outcome (`complete`, `incomplete`, `failed`).
+    pub fhir_queries: Family<ReasonLabels, Counter>,
+    /// Resources present but unreadable, skipped.
+    pub resources_skipped: Counter,
+    /// Hook calls that hit the per-call byte or resource budget.
+    pub call_budget_exceeded: Counter,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("lbp_cds");
+        let metrics = Metrics {
+            responses: Family::default(),
+            auth_failures: Family::default(),
+            jwks_fetches: Family::default(),
+            connections_refused: Counter::default(),
+            connections_open: Gauge::default(),
+            panics: Counter::default(),
+            fhir_queries: Family::default(),
+            resources_skipped: Counter::default(),
+            call_budget_exceeded: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("http_responses", "HTTP responses by endpoint and status", metrics.responses.clone());
+        registry.register("auth_failures", "Refused authentications by reason", metrics.auth_failures.clone());
+        registry.register("jwks_fetches", "Key-set fetches by outcome", metrics.jwks_fetches.clone());
+        registry.register(
+            "connections_refused",
+            "Connections closed because the connection cap was reached",
+            metrics.connections_refused.clone(),
+        );
+        registry.register("connections_open", "Open client connections", metrics.connections_open.clone());
+        registry.register("panics", "Panics caught and answered with 500", metrics.panics.clone());
+        registry.register("fhir_queries", "FHIR queries by outcome", metrics.fhir_queries.clone());
+        registry.register("resources_skipped", "Unreadable resources skipped", metrics.resources_skipped.clone());
+        registry.register(
+            "call_budget_exceeded",
+            "Hook calls that reached the per-call byte or resource budget",
+            metrics.call_budget_exceeded.clone(),
+        );
+        Metrics { registry, ..metrics }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+pub fn reason(reason: &'static str) -> ReasonLabels {
+    ReasonLabels { reason }
+}
