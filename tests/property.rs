@@ -131,3 +131,58 @@ proptest! {
         }
     }
 }
+
+/// URL pieces an attacker would try: dot segments raw and encoded, backslashes, tabs, userinfo,
+/// look-alike hosts and ports, queries and fragments.
+fn url_attempt() -> impl Strategy<Value = String> {
+    let scheme = prop_oneof![Just("http://"), Just("https://"), Just("HTTP://"), Just("http:/"), Just("http:\\\\"), Just("")];
+    let authority = prop_oneof![
+        Just("h.example:8080"),
+        Just("H.EXAMPLE:8080"),
+        Just("h.example:80"),
+        Just("h.example"),
+        Just("h.example@evil.example:8080"),
+        Just("user:pw@h.example:8080"),
+        Just("evil.example:8080"),
+        Just("h.example.evil:8080"),
+        Just("h.example:8080@evil.example"),
+        Just("h.example:08080"),
+    ];
+    let segment = prop_oneof![
+        Just("jwks"), Just("r4"), Just("a"), Just(".."), Just("."), Just("%2e"), Just("%2E%2e"), Just(".%2e"),
+        Just("%2f"), Just("\\"), Just("..\\"), Just(".\t."), Just("jwks.."), Just("x@y"), Just(""), Just("%00"),
+        Just(";x"), Just("?q=/.."), Just("#/../x"), Just("secret"), Just("%252e%252e"),
+    ];
+    (scheme, authority, prop::collection::vec(segment, 0..6))
+        .prop_map(|(scheme, authority, segments)| format!("{scheme}{authority}/{}", segments.join("/")))
+}
+
+/// Where the HTTP client would really go, judged independently of `UrlScope`: the URL as the
+/// WHATWG parser (the one reqwest uses) resolves it.
+fn really_inside(raw: &str, path_prefix: &str) -> bool {
+    let Ok(url) = url::Url::parse(raw) else { return false };
+    url.scheme() == "http"
+        && url.host_str() == Some("h.example")
+        && url.port_or_known_default() == Some(8080)
+        && url.username().is_empty()
+        && url.password().is_none()
+        && (url.path().starts_with(&format!("{path_prefix}/")) || url.path() == path_prefix)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// No generated `jku` or `next` link outside its prefix is ever admitted, and an admitted URL
+    /// is exactly the one the client will fetch.
+    #[test]
+    fn no_url_outside_its_prefix_is_admitted(raw in url_attempt()) {
+        use lbp_cds::outbound::UrlScope;
+        for (prefix, path) in [("http://h.example:8080/jwks/", "/jwks"), ("http://h.example:8080/r4", "/r4")] {
+            let scope = UrlScope::parse(prefix, true, true).unwrap();
+            if let Ok(admitted) = scope.admit(&raw, true) {
+                prop_assert!(really_inside(&raw, path), "{raw:?} admitted under {prefix}");
+                prop_assert_eq!(admitted, url::Url::parse(&raw).unwrap());
+            }
+        }
+    }
+}

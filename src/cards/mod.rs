@@ -98,6 +98,9 @@ pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content
     CdsResponse { cards, system_actions, extension }
 }
 
+/// Unreadable resources listed one by one in a response.
+const SKIPPED_SHOWN: usize = 20;
+
 /// What the service could not read or use, so the client (and its logs) can see it.
 fn data_report(record: &PatientRecord, assessment: &Assessment) -> serde_json::Map<String, Value> {
     let mut report = serde_json::Map::new();
@@ -105,7 +108,13 @@ fn data_report(record: &PatientRecord, assessment: &Assessment) -> serde_json::M
         report.insert("prefetch".into(), json!(record.keys));
     }
     if !record.skipped.is_empty() {
-        report.insert("skippedResources".into(), json!(record.skipped));
+        // The first few, with the total: enough to find the problem, and a hostile server's
+        // thousands of broken resources cannot inflate the response.
+        let shown = &record.skipped[..record.skipped.len().min(SKIPPED_SHOWN)];
+        report.insert("skippedResources".into(), json!(shown));
+        if record.skipped.len() > SKIPPED_SHOWN {
+            report.insert("skippedResourceCount".into(), json!(record.skipped.len()));
+        }
     }
     if record.ignored > 0 {
         report.insert("ignoredResources".into(), json!(record.ignored));

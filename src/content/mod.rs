@@ -579,6 +579,9 @@ fn locate(text: &str, offset: usize) -> String {
     format!("line {line}")
 }
 
+/// The longest window a rule may use: a century.
+pub const MAX_WINDOW_DAYS: u32 = 36_525;
+
 fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Rules, ContentError> {
     const FILE: &str = "rules.toml";
     let wire: WireRules = parse_toml(FILE, text)?;
@@ -596,6 +599,29 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
             return Err(ContentError::new(FILE, field, "must be greater than zero"));
         }
     }
+    // Date arithmetic with a window beyond any lifetime would overflow (a panic on every call):
+    // windows are bounded to a century, in their own unit.
+    let days = MAX_WINDOW_DAYS;
+    let bounded = [
+        ("thresholds.imaging_threshold_weeks", t.imaging_threshold_weeks, days / 7),
+        ("thresholds.episode_gap_days", t.episode_gap_days, days),
+        ("thresholds.fever_lookback_days", t.fever_lookback_days, days),
+        ("thresholds.weight_loss_window_days", t.weight_loss_window_days, days),
+        ("thresholds.steroid_min_days", t.steroid_min_days, days),
+        ("thresholds.steroid_lookback_days", t.steroid_lookback_days, days),
+        ("thresholds.reassess_early_weeks", t.reassess_early_weeks, days / 7),
+        ("thresholds.reassess_late_weeks", t.reassess_late_weeks, days / 7),
+    ];
+    for (field, value, most) in bounded {
+        if value > most {
+            return Err(ContentError::new(FILE, field, format!("must be at most {most}")));
+        }
+    }
+    for (field, value) in [("thresholds.adult_age_years", t.adult_age_years), ("thresholds.fracture_age_years", t.fracture_age_years)] {
+        if !(0..=130).contains(&value) {
+            return Err(ContentError::new(FILE, field, "must be an age from 0 to 130"));
+        }
+    }
     if !(35.0..=43.0).contains(&t.fever_celsius) {
         return Err(ContentError::new(FILE, "thresholds.fever_celsius", "must be a body temperature in °C (35-43)"));
     }
@@ -611,8 +637,14 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
         let lookback = match rule.lookback.as_str() {
             "any-time" => Lookback::AnyTime,
             other => match other.strip_suffix(" days").and_then(|n| n.trim().parse::<u32>().ok()) {
-                Some(days) if days > 0 => Lookback::Days(days),
-                _ => return Err(ContentError::new(FILE, field("lookback"), "must be \"any-time\" or \"N days\"")),
+                Some(days) if days > 0 && days <= MAX_WINDOW_DAYS => Lookback::Days(days),
+                _ => {
+                    return Err(ContentError::new(
+                        FILE,
+                        field("lookback"),
+                        format!("must be \"any-time\" or \"N days\" with N from 1 to {MAX_WINDOW_DAYS}"),
+                    ));
+                }
             },
         };
         red_flags.push(RedFlagRule {
@@ -860,6 +892,24 @@ mod tests {
         let error = Content::from_files(files).unwrap_err();
         assert_eq!(error.file, "rules.toml");
         assert!(error.field.starts_with("red_flags["), "{error}");
+    }
+
+    /// Windows beyond a century would overflow date arithmetic on every call (a panic): refused.
+    #[test]
+    fn windows_that_would_overflow_dates_are_refused() {
+        for (from, to, field) in [
+            ("episode_gap_days = 180", "episode_gap_days = 4000000000", "thresholds.episode_gap_days"),
+            ("imaging_threshold_weeks = 6", "imaging_threshold_weeks = 9000", "thresholds.imaging_threshold_weeks"),
+            ("lookback = \"365 days\"", "lookback = \"99999999 days\"", "red_flags[0].lookback"),
+            ("adult_age_years = 18", "adult_age_years = -5", "thresholds.adult_age_years"),
+        ] {
+            let mut files = embedded_files();
+            let rules = files.get_mut("rules.toml").unwrap();
+            assert!(rules.contains(from), "{from}");
+            *rules = rules.replacen(from, to, 1);
+            let error = Content::from_files(files).unwrap_err();
+            assert_eq!((error.file.as_str(), error.field.as_str()), ("rules.toml", field), "{error}");
+        }
     }
 
     #[test]
