@@ -1,4 +1,9 @@
-//! Configuration: command-line flags, each with an environment variable, and safe defaults.
+//! Configuration, in layers: safe defaults (the `defaults` module, written once), then an optional
+//! settings file (`--config FILE`, TOML, keys are the flags' long names), then environment
+//! variables, then command-line flags. Clap reads the last three; [`Cli::load`] adds the file by
+//! passing its values as flags wherever neither the command line nor the environment set them.
+
+use std::ffi::OsString;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,8 +114,91 @@ pub struct ClockArgs {
     pub today: Option<Date>,
 }
 
+impl Cli {
+    /// Parses the command line, layering `serve --config FILE` under the environment and flags.
+    pub fn load() -> Result<Cli, LoadError> {
+        Cli::load_from(std::env::args_os())
+    }
+
+    pub fn load_from(args: impl IntoIterator<Item = OsString>) -> Result<Cli, LoadError> {
+        use clap::{CommandFactory, FromArgMatches};
+        let args: Vec<OsString> = args.into_iter().collect();
+        let matches = Cli::command().try_get_matches_from(&args)?;
+        let Some(("serve", serve)) = matches.subcommand() else {
+            return Ok(Cli::from_arg_matches(&matches)?);
+        };
+        let Some(file) = serve.get_one::<PathBuf>("config") else {
+            return Ok(Cli::from_arg_matches(&matches)?);
+        };
+        let shown = file.display();
+        let text = std::fs::read_to_string(file).map_err(|e| LoadError::File(format!("cannot read {shown}: {e}")))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| LoadError::File(format!("{shown}: {}", e.message())))?;
+        let known: Vec<String> =
+            Cli::command().find_subcommand("serve").map(|c| c.get_arguments().filter_map(|a| a.get_long().map(str::to_owned)).collect()).unwrap_or_default();
+        // File values go in front of the user's arguments, and only for settings that neither
+        // the command line nor the environment gave: those keep precedence.
+        let mut layered: Vec<OsString> = args[..2.min(args.len())].to_vec();
+        for (key, value) in &table {
+            if key == "config" || !known.contains(key) {
+                return Err(LoadError::File(format!(
+                    "{shown}: unknown setting `{key}` (settings are the long names of `lbp-cds serve --help`)"
+                )));
+            }
+            let id = key.replace('-', "_");
+            let given = matches!(
+                serve.value_source(&id),
+                Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+            );
+            if given {
+                continue;
+            }
+            // Switches take no value: `true` sets the flag, `false` leaves its default (off).
+            if let toml::Value::Boolean(on) = value {
+                if *on {
+                    layered.push(format!("--{key}").into());
+                }
+                continue;
+            }
+            let values: Vec<String> = match value {
+                toml::Value::Array(items) => items.iter().map(toml_scalar).collect::<Result<_, _>>(),
+                scalar => toml_scalar(scalar).map(|one| vec![one]),
+            }
+            .map_err(|e| LoadError::File(format!("{shown}: setting `{key}` {e}")))?;
+            for value in values {
+                layered.push(format!("--{key}={value}").into());
+            }
+        }
+        layered.extend(args.iter().skip(2).cloned());
+        Ok(Cli::try_parse_from(layered)?)
+    }
+}
+
+/// Why the command line or the settings file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Clap's own error (also `--help` and `--version`, which it prints and exits for).
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    #[error("{0}")]
+    File(String),
+}
+
+fn toml_scalar(value: &toml::Value) -> Result<String, String> {
+    match value {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(n) => Ok(n.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        _ => Err("must be a string, number, boolean or a list of them".into()),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Settings file (TOML): any flag below under its long name, for example
+    /// `request-timeout-ms = 5000`. Environment variables and flags override it.
+    #[arg(long, env = "LBP_CDS_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "LBP_CDS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -229,6 +317,8 @@ pub struct Settings {
     pub start_back_app_url: Option<String>,
     /// `None`: authentication is off.
     pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
+    /// Serve without authentication on a non-loopback address (never in production).
+    pub insecure_no_auth: bool,
     /// With authentication off: FHIR servers `fhirServer` may name.
     pub fhir_servers: Vec<UrlScope>,
     pub header_limit_bytes: usize,
@@ -249,6 +339,7 @@ impl Default for Settings {
             pama_extension_mirror: false,
             start_back_app_url: None,
             auth: None,
+            insecure_no_auth: false,
             fhir_servers: Vec::new(),
             header_limit_bytes: defaults::HEADER_LIMIT_BYTES,
             header_read_timeout_ms: defaults::HEADER_READ_TIMEOUT_MS,
@@ -267,6 +358,7 @@ impl Settings {
         let allow_http = auth.as_ref().is_none_or(|auth| auth.config().allow_insecure_http);
         Settings {
             auth,
+            insecure_no_auth: args.insecure_no_auth,
             fhir_servers: args.fhir_servers.clone(),
             header_limit_bytes: args.header_limit_bytes,
             header_read_timeout_ms: args.header_read_timeout_ms.max(1),
@@ -300,5 +392,50 @@ impl Settings {
             mirror_system_actions: self.pama_extension_mirror,
             start_back_app_url: self.start_back_app_url.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(cli: Cli) -> ServeArgs {
+        match cli.command {
+            Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    /// Defaults, then the file, then flags: a flag wins over the file, the file over a default.
+    #[test]
+    fn a_settings_file_sits_between_defaults_and_flags() {
+        let file = std::env::temp_dir().join(format!("lbp-cds-settings-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &file,
+            "request-timeout-ms = 1234\nbody-limit-bytes = 7\nfhir-servers = [\"http://a.example/r4\", \"https://b.example/fhir\"]\nlog-patient-ids = true\n",
+        )
+        .unwrap();
+        let args = |extra: &[&str]| {
+            let mut all = vec!["lbp-cds", "serve", "--config", file.to_str().unwrap()];
+            all.extend(extra);
+            serve_args(Cli::load_from(all.into_iter().map(OsString::from)).unwrap())
+        };
+        let from_file = args(&[]);
+        assert_eq!(from_file.request_timeout_ms, 1234);
+        assert_eq!(from_file.body_limit_bytes, 7);
+        assert_eq!(from_file.fhir_servers.len(), 2);
+        assert!(from_file.log_patient_ids);
+        assert_eq!(from_file.max_connections, defaults::MAX_CONNECTIONS, "unset settings keep their default");
+        let flag_wins = args(&["--body-limit-bytes", "99"]);
+        assert_eq!(flag_wins.body_limit_bytes, 99);
+        assert_eq!(flag_wins.request_timeout_ms, 1234);
+
+        std::fs::write(&file, "request-timeout = 5\n").unwrap();
+        let error = Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap_err();
+        assert!(error.to_string().contains("unknown setting `request-timeout`"), "{error}");
+        std::fs::write(&file, "request-timeout-ms = \"soon\"\n").unwrap();
+        let error = Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap_err();
+        assert!(error.to_string().contains("request-timeout-ms"), "the bad setting is named: {error}");
+        let _ = std::fs::remove_file(&file);
     }
 }

@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod outbound;
 pub mod record;
 pub mod report;
+pub mod startup;
 pub mod telemetry;

@@ -1,54 +1,32 @@
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use clap::Parser;
 use lbp_cds::auth::keys::{client_claims, KeyPair};
-use lbp_cds::auth::{AuthConfig, Authenticator};
-use lbp_cds::config::{Cli, Command, Settings, TokenCommand};
-use lbp_cds::content::Content;
+use lbp_cds::config::{Cli, Command, LoadError, TokenCommand};
 use lbp_cds::evaluate::{self, Options};
-use lbp_cds::http::{self, AppState};
+use lbp_cds::startup::Application;
 use lbp_cds::{report, telemetry};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::load() {
+        Ok(cli) => cli,
+        Err(LoadError::Clap(error)) => error.exit(),
+        Err(LoadError::File(message)) => return fail(&message),
+    };
     telemetry::init();
     match cli.command {
         Command::Serve(args) => {
-            let content = match args.content.load() {
-                Ok(content) => content,
-                Err(error) => return fail(&error.to_string()),
-            };
-            let auth = match &args.auth_config {
-                Some(path) => {
-                    let http = match lbp_cds::outbound::client() {
-                        Ok(http) => http,
-                        Err(error) => return fail(&error),
-                    };
-                    match AuthConfig::load(path).and_then(|c| Authenticator::new(c, http)) {
-                        Ok(auth) => Some(Arc::new(auth)),
-                        Err(error) => return fail(&error.to_string()),
-                    }
-                }
-                None => None,
-            };
-            if auth.is_none() {
-                if !args.listen.ip().is_loopback() && !args.insecure_no_auth {
-                    return fail(&format!(
-                        "refusing to listen on {} without authentication: configure trusted issuers with --auth-config, \
-                         listen on loopback, or (never in production) pass --insecure-no-auth",
-                        args.listen
-                    ));
-                }
-                eprintln!("lbp-cds: WARNING: authentication is OFF (no --auth-config): any caller is trusted.");
-                tracing::warn!("authentication is off: no trusted issuers are configured");
-            }
-            let settings = Settings::from_args(&args, auth);
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(error) => return fail(&format!("cannot start the runtime: {error}")),
             };
-            match runtime.block_on(serve(args.listen, content, settings)) {
+            let served = runtime.block_on(async {
+                let application = Application::from_args(&args).await.map_err(|e| e.to_string())?;
+                if application.state().settings.auth.is_none() {
+                    eprintln!("lbp-cds: WARNING: authentication is OFF (no --auth-config): any caller is trusted.");
+                }
+                application.run_until(shutdown_signal()).await.map_err(|e| e.to_string())
+            });
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => fail(&error),
             }
@@ -104,17 +82,6 @@ fn main() -> ExitCode {
             Err(error) => fail(&error.to_string()),
         },
     }
-}
-
-async fn serve(listen: std::net::SocketAddr, content: Content, settings: Settings) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    if let Some(today) = settings.fixed_today {
-        tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
-    }
-    tracing::info!(address = %local, "lbp-cds listening; discovery at http://{local}/cds-services");
-    let state = AppState::new(content, settings)?;
-    http::serve(listener, state, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

@@ -90,6 +90,34 @@ fn without_issuers_the_service_refuses_a_non_loopback_address() {
     assert!(stderr.contains("refusing to listen") && stderr.contains("--auth-config"), "{stderr}");
 }
 
+/// The settings file's policy is the product's: a file that asks for a public address without
+/// authentication is refused like the flag, and the environment overrides the file.
+#[test]
+fn a_settings_file_is_layered_under_the_environment() {
+    let dir = tempdir();
+    let file = dir.join("settings.toml");
+    std::fs::write(&file, "listen = \"0.0.0.0:0\"\n").unwrap();
+    let output = binary().args(["serve", "--config"]).arg(&file).env_remove("LBP_CDS_LISTEN").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("refusing to listen on 0.0.0.0"), "the file's address was used");
+    // LBP_CDS_LISTEN beats the file: the service starts on loopback (and is stopped at once).
+    let mut child = binary()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("LBP_CDS_LISTEN", "127.0.0.1:0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .find(|line| line.contains("listening") || line.contains("refusing"))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("listening") && line.contains("127.0.0.1"), "{line}");
+}
+
 #[test]
 fn token_keygen_and_sign_make_a_usable_jwt() {
     let dir = tempdir();

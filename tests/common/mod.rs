@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use lbp_cds::config::Settings;
 use lbp_cds::content::{Content, CARD_TYPES};
-use lbp_cds::http::{self, AppState};
 use serde_json::{json, Value};
 use time::macros::date;
 use time::Date;
@@ -34,17 +33,18 @@ impl TestApp {
     pub async fn spawn_with_address(settings: impl FnOnce(SocketAddr) -> Settings) -> TestApp {
         let content = Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"))
             .expect("content loads");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = lbp_cds::startup::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
         let address = listener.local_addr().expect("address");
-        let settings = settings(address);
-        let state = AppState::new(content, settings).expect("state");
+        // The same start-up path as `lbp-cds serve`: policy, state, connection loop.
+        let application = lbp_cds::startup::Application::build(listener, content, settings(address)).expect("starts");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            http::serve(listener, state, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server runs");
+            application
+                .run_until(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("server runs");
         });
         TestApp { address, client: lbp_cds::outbound::client().expect("outbound client"), shutdown: Some(tx) }
     }

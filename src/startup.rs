@@ -1,0 +1,90 @@
+//! Building the running service from its settings: the one path that `main` and the test harness
+//! both take, so the tests run the start-up policy the product runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthConfig, Authenticator};
+use crate::config::{ServeArgs, Settings};
+use crate::content::{Content, ContentError};
+use crate::http::{self, AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::ConfigError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// A configuration that would be unsafe to run.
+    #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A bound, ready service: its address is known before it serves (tests bind port 0).
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// From `lbp-cds serve`'s arguments: content, authentication, settings, policy, socket.
+    pub async fn from_args(args: &ServeArgs) -> Result<Application, StartupError> {
+        let content = args.content.load()?;
+        let auth = match &args.auth_config {
+            Some(path) => {
+                let http = crate::outbound::client().map_err(StartupError::Other)?;
+                Some(Arc::new(Authenticator::new(AuthConfig::load(path)?, http)?))
+            }
+            None => None,
+        };
+        let settings = Settings::from_args(args, auth);
+        let listener = bind(args.listen).await?;
+        Application::build(listener, content, settings)
+    }
+
+    /// Applies the start-up policy and builds the shared state. Without authentication the
+    /// service serves only on loopback, unless `insecure_no_auth` says otherwise.
+    pub fn build(listener: TcpListener, content: Content, settings: Settings) -> Result<Application, StartupError> {
+        let address = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
+        if settings.auth.is_none() {
+            if !address.ip().is_loopback() && !settings.insecure_no_auth {
+                return Err(StartupError::Policy(format!(
+                    "refusing to listen on {address} without authentication: configure trusted issuers with --auth-config, \
+                     listen on loopback, or (never in production) pass --insecure-no-auth"
+                )));
+            }
+            tracing::warn!("authentication is off: no trusted issuers are configured");
+        }
+        if let Some(today) = settings.fixed_today {
+            tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
+        }
+        let state = AppState::new(content, settings).map_err(StartupError::Other)?;
+        Ok(Application { listener, state })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        // Known since `build` read it.
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves (see [`http::serve`] for the shutdown deadline).
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let local = self.address();
+        tracing::info!(address = %local, "lbp-cds listening; discovery at http://{local}/cds-services");
+        http::serve(self.listener, self.state, shutdown).await
+    }
+}
+
+pub async fn bind(listen: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(listen).await.map_err(|e| StartupError::Bind(listen, e))
+}
