@@ -1,6 +1,7 @@
 //! Clinical assessment: pure functions of (record, content, today). No I/O, no clock, no globals,
 //! so every rule is a table of cases in the tests and a line in a benchmark.
 
+mod cautions;
 mod episode;
 mod guidance;
 mod imaging;
@@ -8,6 +9,7 @@ mod red_flags;
 
 use time::Date;
 
+pub use cautions::{NsaidCaution, PatientFactors, Pregnancy, Unchecked};
 pub use episode::Episode;
 pub use guidance::{classify as start_back_risk, DrugClass, OrderRef, Recommendation, Risk, Stage, StartBack};
 pub use imaging::{ConditionalReason, ImagingAssessment, ImagingVerdict, LumbarOrder, PamaRating};
@@ -52,6 +54,8 @@ pub struct Assessment {
     pub recommendations: Vec<Recommendation>,
     /// Missing, incomplete or ambiguous data, in words for the cards.
     pub data_notes: Vec<String>,
+    /// NSAID cautions, pregnancy and what was already tried: they change how cards advise.
+    pub factors: PatientFactors,
 }
 
 impl Assessment {
@@ -91,6 +95,7 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
             imaging: Vec::new(),
             recommendations: Vec::new(),
             data_notes,
+            factors: PatientFactors::default(),
         };
     }
     for kind in [ResourceKind::Condition, ResourceKind::Observation, ResourceKind::MedicationRequest] {
@@ -129,7 +134,8 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
         }
         _ => Vec::new(),
     };
-    Assessment { age, episode, red_flags, imaging, recommendations, data_notes }
+    let factors = cautions::assess(record, content, today, age, episode.as_ref().and_then(|e| e.start));
+    Assessment { age, episode, red_flags, imaging, recommendations, data_notes, factors }
 }
 
 /// Whole days from `from` to `to` (negative when `from` is later).

@@ -1,5 +1,7 @@
 //! Cards and system actions, rendered from an assessment with the texts in `cards/`.
 
+mod factors;
+
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -122,6 +124,10 @@ fn data_report(record: &PatientRecord, assessment: &Assessment) -> serde_json::M
     if !assessment.data_notes.is_empty() {
         report.insert("dataNotes".into(), json!(assessment.data_notes));
     }
+    let cautions = assessment.factors.caution_keys();
+    if !cautions.is_empty() {
+        report.insert("nsaidCautions".into(), json!(cautions));
+    }
     report
 }
 
@@ -201,6 +207,9 @@ fn imaging_card(
         ("acr_variant", acr_variant),
         ("rating", rating),
         ("data_notes", notes.to_owned()),
+        ("medicines", factors::medicines(&assessment.factors, content)),
+        ("first_line", factors::first_line(&assessment.factors, content)),
+        ("pregnancy", factors::pregnancy(&assessment.factors, content)),
     ]);
     let uuid = card_uuid(ctx, card_type, &order.reference);
     let target = Target { order: order.has_id.then_some(order.reference.as_str()), patient_id: ctx.patient_id, content };
@@ -369,6 +378,8 @@ fn guidance_card(
         ("duration", duration_sentence(assessment)),
         ("duration_short", duration_short(assessment)),
         ("data_notes", notes.to_owned()),
+        ("medicines", factors::medicines(&assessment.factors, content)),
+        ("first_line", factors::first_line(&assessment.factors, content)),
     ]);
     let mut order = None;
     let variant = match recommendation {

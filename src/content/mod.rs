@@ -1,6 +1,7 @@
 //! Clinical content from `cards/`: thresholds, red-flag rules, value sets, card texts and service
 //! definitions. Loaded and validated once at start-up; any error names the file and the field.
 
+pub mod factors;
 mod template;
 mod valueset;
 
@@ -100,6 +101,9 @@ const IMAGING_PLACEHOLDERS: &[&str] = &[
     "rating",
     "data_notes",
     "advice",
+    "medicines",
+    "first_line",
+    "pregnancy",
 ];
 const GUIDANCE_PLACEHOLDERS: &[&str] = &[
     "duration",
@@ -111,6 +115,8 @@ const GUIDANCE_PLACEHOLDERS: &[&str] = &[
     "risk",
     "risk_data",
     "advice",
+    "medicines",
+    "first_line",
 ];
 
 /// The five red-flag categories; each has its own card type.
@@ -478,6 +484,8 @@ pub struct Content {
     pub referrals: BTreeMap<String, Referral>,
     pub cards: BTreeMap<String, CardTemplate>,
     pub value_sets: BTreeMap<String, ValueSet>,
+    /// NSAID cautions, pregnancy and what was tried (`patient-factors.toml`).
+    pub factors: factors::Factors,
 }
 
 impl Content {
@@ -511,6 +519,7 @@ impl Content {
         }
 
         let rules = parse_rules(file("rules.toml")?, &value_sets)?;
+        let factors = factors::parse(file(factors::FILE)?, &value_sets)?;
         let referrals: BTreeMap<String, Referral> = parse_toml("referrals.toml", file("referrals.toml")?)?;
         let services: WireServices = parse_toml("services.toml", file("services.toml")?)?;
         let (prefetch, services) = validate_services(services)?;
@@ -521,7 +530,7 @@ impl Content {
             let card = parse_card(&name, card_type, file(&name)?, &referrals)?;
             cards.insert(card_type.to_owned(), card);
         }
-        Ok(Content { rules, prefetch, services, referrals, cards, value_sets })
+        Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors })
     }
 
     pub fn value_set(&self, id: &str) -> &ValueSet {

@@ -19,6 +19,7 @@ pub(super) enum Converted {
     Procedure(Procedure),
     ServiceRequest(ServiceRequest),
     QuestionnaireResponse(QuestionnaireResponse),
+    AllergyIntolerance(AllergyIntolerance),
 }
 
 pub(super) enum Read {
@@ -198,6 +199,19 @@ struct QuestionnaireResponseView {
     authored: Option<fhir_sdk::DateTime>,
     #[serde(default)]
     item: Vec<ItemView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AllergyIntoleranceView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    clinical_status: Option<CodeableConcept>,
+    verification_status: Option<CodeableConcept>,
+    code: Option<CodeableConcept>,
+    /// AllergyIntolerance names its patient in `patient`, not `subject`.
+    patient: Option<Reference>,
+    recorded_date: Option<fhir_sdk::DateTime>,
 }
 
 #[derive(Deserialize)]
@@ -405,6 +419,19 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
                 code: concept(procedure.code.as_ref()),
                 status: code_text(&procedure.status),
                 performed,
+            })
+        }
+        ResourceKind::AllergyIntolerance => {
+            let allergy: AllergyIntoleranceView = parse(json)?;
+            if let Some(read) = screen(&allergy.resource_type, allergy.patient.as_ref()) {
+                return Ok(read);
+            }
+            Converted::AllergyIntolerance(AllergyIntolerance {
+                reference: reference_of("AllergyIntolerance", allergy.id.as_deref()),
+                code: concept(allergy.code.as_ref()),
+                clinical_status: first_code(allergy.clinical_status.as_ref()),
+                verification_status: first_code(allergy.verification_status.as_ref()),
+                recorded: allergy.recorded_date.as_ref().map(fhir_date_time),
             })
         }
         ResourceKind::ServiceRequest => {

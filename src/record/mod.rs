@@ -29,10 +29,11 @@ pub enum ResourceKind {
     Procedure,
     ServiceRequest,
     QuestionnaireResponse,
+    AllergyIntolerance,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 7] = [
+    pub const ALL: [ResourceKind; 8] = [
         ResourceKind::Patient,
         ResourceKind::Condition,
         ResourceKind::Observation,
@@ -40,6 +41,7 @@ impl ResourceKind {
         ResourceKind::Procedure,
         ResourceKind::ServiceRequest,
         ResourceKind::QuestionnaireResponse,
+        ResourceKind::AllergyIntolerance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +53,7 @@ impl ResourceKind {
             ResourceKind::Procedure => "Procedure",
             ResourceKind::ServiceRequest => "ServiceRequest",
             ResourceKind::QuestionnaireResponse => "QuestionnaireResponse",
+            ResourceKind::AllergyIntolerance => "AllergyIntolerance",
         }
     }
 
@@ -68,6 +71,7 @@ impl ResourceKind {
             ResourceKind::Procedure => "procedures",
             ResourceKind::ServiceRequest => "service requests",
             ResourceKind::QuestionnaireResponse => "questionnaire responses",
+            ResourceKind::AllergyIntolerance => "allergies",
         }
     }
 }
@@ -132,6 +136,7 @@ pub struct PatientRecord {
     pub procedures: Vec<Procedure>,
     pub service_requests: Vec<ServiceRequest>,
     pub questionnaire_responses: Vec<QuestionnaireResponse>,
+    pub allergies: Vec<AllergyIntolerance>,
     pub draft_orders: Vec<DraftOrder>,
     pub availability: BTreeMap<ResourceKind, Availability>,
     pub skipped: Vec<SkippedResource>,
@@ -329,6 +334,7 @@ impl RecordBuilder {
             convert::Converted::Procedure(r) => &r.reference,
             convert::Converted::ServiceRequest(r) => &r.reference,
             convert::Converted::QuestionnaireResponse(r) => &r.reference,
+            convert::Converted::AllergyIntolerance(r) => &r.reference,
         };
         if !reference.ends_with("(no id)") && !self.seen.insert(reference.clone()) {
             return;
@@ -346,6 +352,7 @@ impl RecordBuilder {
             convert::Converted::Procedure(procedure) => self.record.procedures.push(procedure),
             convert::Converted::ServiceRequest(request) => self.record.service_requests.push(request),
             convert::Converted::QuestionnaireResponse(response) => self.record.questionnaire_responses.push(response),
+            convert::Converted::AllergyIntolerance(allergy) => self.record.allergies.push(allergy),
         }
     }
 
@@ -412,6 +419,7 @@ impl RecordBuilder {
         record.procedures.sort_by(|a, b| a.reference.cmp(&b.reference));
         record.service_requests.sort_by(|a, b| a.reference.cmp(&b.reference));
         record.questionnaire_responses.sort_by(|a, b| a.reference.cmp(&b.reference));
+        record.allergies.sort_by(|a, b| a.reference.cmp(&b.reference));
         self.record
     }
 }

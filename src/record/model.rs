@@ -201,6 +201,27 @@ pub struct Procedure {
     pub performed: Option<Date>,
 }
 
+/// An AllergyIntolerance (allergies and intolerances alike: both rule out a drug class).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllergyIntolerance {
+    pub reference: String,
+    pub code: Concept,
+    /// `clinicalStatus` code (`active`, `inactive`, `resolved`).
+    pub clinical_status: Option<String>,
+    /// `verificationStatus` code (`unconfirmed`, `confirmed`, `refuted`, `entered-in-error`).
+    pub verification_status: Option<String>,
+    pub recorded: Option<Date>,
+}
+
+impl AllergyIntolerance {
+    /// Refuted, entered-in-error, inactive and resolved entries do not count; an unconfirmed one
+    /// does (a suspected NSAID reaction is reason enough to choose another drug).
+    pub fn counts(&self) -> bool {
+        !matches!(self.verification_status.as_deref(), Some("refuted" | "entered-in-error"))
+            && !matches!(self.clinical_status.as_deref(), Some("inactive" | "resolved"))
+    }
+}
+
 /// A ServiceRequest already on the record (not a draft order of this hook call).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceRequest {

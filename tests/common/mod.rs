@@ -282,6 +282,7 @@ pub struct Scenario {
     pub procedures: Vec<Value>,
     pub service_requests: Vec<Value>,
     pub questionnaires: Vec<Value>,
+    pub allergies: Vec<Value>,
     pub drafts: Vec<Value>,
     pub selections: Vec<String>,
     /// Prefetch keys to replace with a given value (`null`, an OperationOutcome, ...).
@@ -303,6 +304,7 @@ impl Scenario {
             procedures: Vec::new(),
             service_requests: Vec::new(),
             questionnaires: Vec::new(),
+            allergies: Vec::new(),
             drafts: Vec::new(),
             selections: Vec::new(),
             overrides: Vec::new(),
@@ -452,6 +454,24 @@ impl Scenario {
         self
     }
 
+    /// An AllergyIntolerance with one coding (and the text), active and confirmed unless `extra`
+    /// says otherwise.
+    pub fn allergy(mut self, system: &str, code: &str, text: &str, extra: Value) -> Scenario {
+        let id = self.next_id("allergy");
+        let mut resource = json!({
+            "resourceType": "AllergyIntolerance",
+            "id": id,
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "code": "confirmed"}]},
+            "code": {"coding": [{"system": system, "code": code}], "text": text},
+            "patient": {"reference": format!("Patient/{}", self.patient_id)},
+            "recordedDate": days_ago(400)
+        });
+        merge(&mut resource, extra);
+        self.allergies.push(resource);
+        self
+    }
+
     /// A draft MedicationRequest; selected for order-select.
     pub fn medication_order(mut self, rxnorm: &str, text: &str) -> Scenario {
         let id = self.next_id("medorder");
@@ -508,6 +528,7 @@ impl Scenario {
         prefetch.insert("procedures".into(), bundle(&self.procedures));
         prefetch.insert("serviceRequests".into(), bundle(&self.service_requests));
         prefetch.insert("questionnaireResponses".into(), bundle(&self.questionnaires));
+        prefetch.insert("allergies".into(), bundle(&self.allergies));
         for (key, value) in &self.overrides {
             match value {
                 Some(value) => prefetch.insert((*key).to_owned(), value.clone()),
