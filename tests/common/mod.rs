@@ -622,3 +622,25 @@ impl ConnectionCounter {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Whether a card advises an NSAID as the thing to take: the usual NSAID advice of
+/// `cards/patient-factors.toml` (`text.recommend`), or "<first_line> first" with the first line
+/// for patients without a caution ("NSAIDs first"). Naming a caution is not advising.
+pub fn recommends_nsaid(card: &Value, content: &Content) -> bool {
+    let text = &content.factors.text;
+    let recommend = text.recommend.render(|_| None);
+    let first = format!("{} first", text.first_line);
+    let summary = card["summary"].as_str().unwrap_or_default();
+    let detail = card["detail"].as_str().unwrap_or_default();
+    detail.contains(recommend.trim()) || summary.contains(&first) || detail.contains(&first)
+}
+
+/// The NSAID cautions the response reports (`extension["lbp-cds"].nsaidCautions`), sorted.
+pub fn nsaid_cautions(response: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = response["extension"]["lbp-cds"]["nsaidCautions"]
+        .as_array()
+        .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
