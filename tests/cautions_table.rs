@@ -155,7 +155,7 @@ async fn bleeding_anticoagulants_heart_and_allergy() {
         row("apixaban by product text -> avoid", "FDA NSAID labeling (anticoagulants)", opioid(45).active_medication("1364445", "apixaban 5 MG Oral Tablet", 30), MED, &["anticoagulant"], false, &["apixaban (anticoagulant)"]),
         row("active heart failure -> avoid", "FDA NSAID labeling; AGS Beers 2023 (heart failure)", opioid(45).condition(ICD10, "I50.22", 400), MED, &["heart-failure"], false, &["Heart failure on record"]),
         row("resolved heart failure -> no caution", "AGS Beers 2023 (current heart failure)", opioid(45).condition_full(ICD10, "I50.9", json!({"clinicalStatus": {"coding": [{"code": "resolved"}]}, "onsetDateTime": days_ago(900)})), MED, &[], true, &[]),
-        row("NSAID class allergy (SNOMED) -> avoid", "FDA NSAID labeling (contraindication)", opioid(45).allergy(SNOMED, "293637006", "Allergy to NSAID", json!({})), MED, &["allergy"], false, &["allergy or intolerance to", "`AllergyIntolerance/"]),
+        not_saying(row("NSAID class allergy (SNOMED) -> avoid", "FDA NSAID labeling (contraindication)", opioid(45).allergy(SNOMED, "293637006", "Allergy to NSAID", json!({})), MED, &["allergy"], false, &["allergy or intolerance to", "`AllergyIntolerance/", "Not a topical NSAID either"]), &[INSTEAD]),
         row("ibuprofen intolerance by RxNorm -> avoid", "FDA NSAID labeling (contraindication)", opioid(45).allergy(RXNORM, "5640", "ibuprofen", json!({"type": "intolerance"})), MED, &["allergy"], false, &["allergy or intolerance to ibuprofen"]),
         row("aspirin allergy -> avoid (cross-reaction)", "FDA NSAID labeling (asthma or urticaria after aspirin)", opioid(45).allergy(RXNORM, "1191", "aspirin", json!({})), MED, &["allergy"], false, &[]),
         row("allergy recorded as text only: NSAIDs", "FDA NSAID labeling (contraindication)", opioid(45).allergy("urn:oid:1.2.3.4.7", "A12", "NSAIDs - hives", json!({})), MED, &["allergy"], false, &[]),
@@ -171,7 +171,7 @@ async fn bleeding_anticoagulants_heart_and_allergy() {
 async fn pregnancy_and_age() {
     run(vec![
         row("19 weeks -> caution, not yet avoid (boundary)", "FDA Drug Safety Communication 2020 (from 20 weeks)", opioid(30).gestational_age(19.0, 0), MED, &["early-pregnancy"], false, &["pregnant, 19 weeks today", "use with caution", INSTEAD, "**If a systemic NSAID is still chosen:**"]),
-        row("20 weeks -> avoid (boundary)", "FDA Drug Safety Communication 2020; NSAID labeling", opioid(30).gestational_age(20.0, 0), MED, &["pregnancy"], false, &["pregnant, 20 weeks today", "avoid a systemic NSAID", INSTEAD]),
+        not_saying(row("20 weeks -> avoid (boundary)", "FDA Drug Safety Communication 2020; NSAID labeling", opioid(30).gestational_age(20.0, 0), MED, &["pregnancy"], false, &["pregnant, 20 weeks today", "avoid a systemic NSAID", "Not a topical NSAID either"]), &[INSTEAD]),
         row("18 weeks two weeks ago is 20 weeks today", "FDA 2020 (gestational age today)", opioid(30).gestational_age(18.0, 14), MED, &["pregnancy"], false, &["pregnant, 20 weeks today"]),
         row("ICD-10-CM Z3A.20 recorded today -> 20 weeks -> avoid", "ICD-10-CM Z3A weeks of gestation; FDA 2020", opioid(30).condition(ICD10, "Z3A.20", 0), MED, &["pregnancy"], false, &["pregnant, 20 weeks today"]),
         row("pregnancy status 'pregnant', weeks unknown -> caution, said", "LOINC 82810-3; FDA 2020", opioid(30).pregnancy_status("77386006", "Pregnant", 10), MED, &["early-pregnancy"], false, &["weeks of gestation not on record"]),

@@ -50,11 +50,14 @@ pub(super) fn medicines(factors: &PatientFactors, content: &Content) -> String {
                 .collect();
             let lines = lines.join("\n");
             let levels = if level == CautionLevel::Avoid { &text.level_avoid } else { &text.level_caution };
+            let topical_ok = factors.cautions.iter().all(|c| content.factors.caution(c.kind).topical_ok);
+            let instead = if topical_ok { &text.instead_with_topical } else { &text.instead_without_topical };
             push(
                 &mut out,
                 text.cautions.render(|name| match name {
                     "cautions" => Some(lines.as_str()),
                     "levels" => Some(levels.as_str()),
+                    "instead" => Some(instead.as_str()),
                     _ => None,
                 }),
             );

@@ -61,6 +61,8 @@ pub enum CautionLevel {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CautionText {
+    /// Whether a topical NSAID may still be offered instead.
+    pub topical_ok: bool,
     pub level: CautionLevel,
     pub short: String,
     pub why: String,
@@ -115,6 +117,8 @@ struct WireText {
     recommend: String,
     nsaid_active: String,
     cautions: String,
+    instead_with_topical: String,
+    instead_without_topical: String,
     caution_only: String,
     caution_line: String,
     tried: String,
@@ -137,6 +141,8 @@ pub struct FactorTexts {
     pub recommend: Template,
     pub nsaid_active: Template,
     pub cautions: Template,
+    pub instead_with_topical: String,
+    pub instead_without_topical: String,
     pub caution_only: Template,
     pub caution_line: Template,
     pub tried: Template,
@@ -232,7 +238,7 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
     let text = FactorTexts {
         recommend: template("recommend", &w.recommend, &[])?,
         nsaid_active: template("nsaid_active", &w.nsaid_active, &["nsaid"])?,
-        cautions: template("cautions", &w.cautions, &["cautions", "levels"])?,
+        cautions: template("cautions", &w.cautions, &["cautions", "levels", "instead"])?,
         caution_only: template("caution_only", &w.caution_only, &[])?,
         caution_line: template("caution_line", &w.caution_line, &["short", "finding", "why", "source"])?,
         tried: template("tried", &w.tried, &["tried"])?,
@@ -240,6 +246,8 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
         pregnancy_imaging: template("pregnancy_imaging", &w.pregnancy_imaging, &["evidence"])?,
         first_line: w.first_line,
         first_line_with_caution: w.first_line_with_caution,
+        instead_with_topical: w.instead_with_topical,
+        instead_without_topical: w.instead_without_topical,
         level_avoid: w.level_avoid,
         level_caution: w.level_caution,
         no_egfr: w.no_egfr,
