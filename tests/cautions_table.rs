@@ -248,3 +248,24 @@ fn card_files_do_not_advise_nsaids_themselves() {
         }
     }
 }
+
+/// After the imaging threshold, prior conservative care this episode decides ACR variant 2 (none:
+/// every study usually not appropriate) versus 3 (after care: MRI usually appropriate in a
+/// candidate for surgery or an intervention), as CMS OP-8 checks before a lumbar MRI.
+#[tokio::test]
+async fn prior_care_decides_acr_variant_2_or_3() {
+    let mri = |s: Scenario| s.order(CPT, "72148", "MRI lumbar spine without contrast").egfr(80.0, 10);
+    let chronic = || mri(Scenario::new("order-sign", 45).low_back_pain(60));
+    const COND: &str = "imaging-conditional";
+    const V2: &str = "**ACR variant 2: imaging is usually not appropriate yet.**";
+    const V3: &str = "**ACR variant 3: conservative care is on record this episode.**";
+    run(vec![
+        not_saying(row("8 weeks, no conservative care on record -> variant 2", "ACR LBP variant 2 (no prior management)", chronic(), COND, &[], true, &[V2]), &[V3]),
+        not_saying(row("8 weeks after a PT session -> variant 3", "ACR LBP variant 3; CMS OP-8 (conservative therapy)", chronic().procedure(CPT, "97110", 30), COND, &[], false, &[V3, "**Conservative care on record:**", "`Procedure/"]), &[V2]),
+        row("8 weeks after a PT referral -> variant 3", "ACR LBP variant 3; CMS OP-8", chronic().referral(SNOMED, "91251008", 50), COND, &[], false, &[V3, "referral for"]),
+        row("8 weeks after an NSAID course -> variant 3", "ACR LBP variant 3 (medical management)", chronic().medication("5640", "ibuprofen 400 mg", json!({"status": "completed", "authoredOn": days_ago(40)})), COND, &[], false, &[V3, "ibuprofen prescribed"]),
+        row("PT before this episode does not count -> variant 2", "HEDIS 180-day episode; ACR LBP variant 2", chronic().procedure(CPT, "97110", 300), COND, &[], true, &[V2]),
+        not_saying(row("procedures not available -> cannot tell 2 from 3", "CDS: say what is missing", chronic().prefetch_override("procedures", None), COND, &[], false, &["**Not rated:** symptoms have lasted"]), &[V2, V3]),
+    ])
+    .await;
+}

@@ -45,6 +45,12 @@ pub struct PatientFactors {
     pub active_nsaid: Option<Evidence>,
     /// NSAIDs, opioids and physical therapy already tried this episode.
     pub tried: Vec<Evidence>,
+    /// Conservative care this episode (therapy sessions and referrals, pain medicines): it tells
+    /// ACR variant 3 (after conservative care) from variant 2 (none yet) for imaging at 6 weeks.
+    pub prior_care: Vec<Evidence>,
+    /// Whether procedures, service requests and medications were all complete, so that no
+    /// conservative care on record means none was given.
+    pub prior_care_known: bool,
     pub unchecked: Vec<Unchecked>,
 }
 
@@ -222,6 +228,10 @@ pub(super) fn assess(
         }
     }
     let therapy = content.value_set("pt-ot-services");
+    out.prior_care = prior_care(record, content, start, today);
+    out.prior_care_known = [ResourceKind::Procedure, ResourceKind::ServiceRequest, ResourceKind::MedicationRequest]
+        .into_iter()
+        .all(complete);
     let mut sessions: Vec<(Date, &str)> = record
         .procedures
         .iter()
@@ -241,6 +251,39 @@ pub(super) fn assess(
                 if count == 1 { "" } else { "s" }
             ),
         });
+    }
+    out
+}
+
+/// Conservative care in the episode: therapy sessions and referrals, and pain medicines (NSAIDs,
+/// muscle relaxants, opioids), as CMS OP-8 looks for before a lumbar MRI.
+fn prior_care(record: &PatientRecord, content: &Content, start: Date, today: Date) -> Vec<Evidence> {
+    let in_episode = |date: Option<Date>| date.is_some_and(|d| d >= start && d <= today);
+    let therapy = content.value_set("pt-ot-services");
+    let mut out = Vec::new();
+    for procedure in record.procedures.iter().filter(|p| p.status == "completed" && in_episode(p.performed)) {
+        if let Some(m) = therapy.match_concept(&procedure.code) {
+            let date = procedure.performed.map(|d| d.to_string()).unwrap_or_default();
+            out.push(Evidence { reference: procedure.reference.clone(), description: format!("{} on {date}", m.concept.display) });
+        }
+    }
+    for request in record.service_requests.iter().filter(|r| !matches!(r.status.as_str(), "revoked" | "entered-in-error" | "draft")) {
+        if !in_episode(request.authored) {
+            continue;
+        }
+        if let Some(m) = therapy.match_concept(&request.code) {
+            let date = request.authored.map(|d| d.to_string()).unwrap_or_default();
+            out.push(Evidence { reference: request.reference.clone(), description: format!("referral for {} on {date} ({})", m.concept.display, request.status) });
+        }
+    }
+    let sets = ["nsaids", "muscle-relaxants", "opioids"].map(|name| content.value_set(name));
+    for medication in record.medications.iter().filter(|m| !matches!(m.status.as_str(), "entered-in-error" | "cancelled" | "draft")) {
+        if !(in_episode(medication.authored) || medication.status == "active") {
+            continue;
+        }
+        if let Some((name, _)) = sets.iter().find_map(|set| medication_match(set, &medication.medication)) {
+            out.push(Evidence { reference: medication.reference.clone(), description: format!("{name} {}", since(medication)) });
+        }
     }
     out
 }

@@ -40,8 +40,15 @@ impl PamaRating {
 /// Why an order could not be rated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConditionalReason {
-    /// No red flag, symptoms at or beyond the threshold: ACR variant 2 or 3 depending on prior care.
+    /// No red flag, symptoms at or beyond the threshold: ACR variant 2 or 3 depending on prior
+    /// care, which the record cannot tell (some of it is missing).
     BeyondThreshold,
+    /// Beyond the threshold and no conservative care on record this episode (complete data):
+    /// ACR variant 2, every study usually not appropriate.
+    NoPriorCare,
+    /// Beyond the threshold after conservative care (the evidence): ACR variant 3, appropriate in
+    /// a candidate for surgery or an intervention.
+    AfterPriorCare(Vec<super::Evidence>),
     /// No date for the episode.
     UnknownDuration,
     /// No low back pain diagnosis on record: the order's indication is unknown.

@@ -135,6 +135,17 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
         _ => Vec::new(),
     };
     let factors = cautions::assess(record, content, today, age, episode.as_ref().and_then(|e| e.start));
+    // After the threshold, prior conservative care decides ACR variant 2 versus 3.
+    let mut imaging = imaging;
+    for assessment in &mut imaging {
+        if assessment.verdict == ImagingVerdict::Conditional(ConditionalReason::BeyondThreshold) {
+            if !factors.prior_care.is_empty() {
+                assessment.verdict = ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(factors.prior_care.clone()));
+            } else if factors.prior_care_known {
+                assessment.verdict = ImagingVerdict::Conditional(ConditionalReason::NoPriorCare);
+            }
+        }
+    }
     Assessment { age, episode, red_flags, imaging, recommendations, data_notes, factors }
 }
 

@@ -176,18 +176,17 @@ fn imaging_card(
             ("imaging-indicated", variants.join("; "), rating.label().to_owned(), Some(variant))
         }
         ImagingVerdict::Conditional(reason) => {
-            let variant = match reason {
-                ConditionalReason::BeyondThreshold => "beyond-threshold",
-                ConditionalReason::UnknownDuration => "unknown-duration",
-                ConditionalReason::NoDiagnosis => "no-diagnosis",
-                ConditionalReason::IncompleteData => "incomplete-data",
+            let (variant, acr) = match reason {
+                ConditionalReason::BeyondThreshold => ("beyond-threshold", "ACR variant 2 or 3, depending on prior conservative care"),
+                ConditionalReason::NoPriorCare => ("no-prior-care", "ACR variant 2: subacute or chronic, no prior management"),
+                ConditionalReason::AfterPriorCare(_) => {
+                    ("after-prior-care", "ACR variant 3: persistent symptoms after conservative care")
+                }
+                ConditionalReason::UnknownDuration => ("unknown-duration", "ACR variant 2 or 3, depending on prior conservative care"),
+                ConditionalReason::NoDiagnosis => ("no-diagnosis", "ACR variant 2 or 3, depending on prior conservative care"),
+                ConditionalReason::IncompleteData => ("incomplete-data", "ACR variant 2 or 3, depending on prior conservative care"),
             };
-            (
-                "imaging-conditional",
-                "ACR variant 2 or 3, depending on prior conservative care".to_owned(),
-                "not rated".to_owned(),
-                Some(variant),
-            )
+            ("imaging-conditional", acr.to_owned(), "not rated".to_owned(), Some(variant))
         }
     };
     let red_flags: Vec<&RedFlag> = assessment.red_flags.iter().collect();
@@ -210,6 +209,10 @@ fn imaging_card(
         ("medicines", factors::medicines(&assessment.factors, content)),
         ("first_line", factors::first_line(&assessment.factors, content)),
         ("pregnancy", factors::pregnancy(&assessment.factors, content)),
+        ("prior_care", match &imaging.verdict {
+            ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(care)) => evidence_markdown(care),
+            _ => String::new(),
+        }),
     ]);
     let uuid = card_uuid(ctx, card_type, &order.reference);
     let target = Target { order: order.has_id.then_some(order.reference.as_str()), patient_id: ctx.patient_id, content };

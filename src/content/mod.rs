@@ -63,7 +63,9 @@ pub fn is_guidance(card_type: &str) -> bool {
 pub fn required_variants(card_type: &str) -> &'static [&'static str] {
     match card_type {
         "imaging-indicated" => &["preferred", "other-modality"],
-        "imaging-conditional" => &["beyond-threshold", "unknown-duration", "no-diagnosis", "incomplete-data"],
+        "imaging-conditional" => {
+            &["beyond-threshold", "no-prior-care", "after-prior-care", "unknown-duration", "no-diagnosis", "incomplete-data"]
+        }
         "stratified-care" => &["low", "medium", "high"],
         "reassess-progress" => &["early", "late"],
         "medication-advice" => &["opioid", "benzodiazepine", "muscle-relaxant"],
@@ -104,6 +106,7 @@ const IMAGING_PLACEHOLDERS: &[&str] = &[
     "medicines",
     "first_line",
     "pregnancy",
+    "prior_care",
 ];
 const GUIDANCE_PLACEHOLDERS: &[&str] = &[
     "duration",
