@@ -137,7 +137,7 @@ async fn kidney_function() {
         row("eGFR 25 more than a year ago -> not current; said to be missing", "FDA NSAID labeling; CDS: say what is missing", Scenario::new("order-select", 45).low_back_pain(10).medication_order("7804", "oxycodone").egfr(25.0, 366), MED, &[], true, &["no eGFR in the last 12 months is on record"]),
         row("eGFR 25 at 200 days, 50 now -> the latest counts", "current kidney function (convention)", opioid(45).egfr(25.0, 200).egfr(50.0, 3), MED, &[], true, &[]),
         row("no eGFR at all -> said, not guessed", "CDS: say what is missing", Scenario::new("order-select", 45).low_back_pain(10).medication_order("7804", "oxycodone"), MED, &[], true, &["**Not checked:** no eGFR in the last 12 months"]),
-        row("CKD stage 4 diagnosis -> avoid", "FDA NSAID labeling (advanced renal disease)", opioid(45).condition(ICD10, "N18.4", 300), MED, &["severe-kidney-disease"], false, &["Chronic kidney disease stage 4-5 or dialysis on record", "`Condition/"]),
+        row("CKD stage 4 diagnosis -> avoid", "FDA NSAID labeling (advanced renal disease)", opioid(45).condition(ICD10, "N18.4", 300), MED, &["severe-kidney-disease"], false, &["Chronic kidney disease stage 4-5 or dialysis on record: ICD-10-CM N18.4", "(active, since ", "`Condition/"]),
         row("dialysis dependence -> avoid", "FDA NSAID labeling; AGS Beers 2023", opioid(45).condition(ICD10, "Z99.2", 300), MED, &["severe-kidney-disease"], false, &[INSTEAD]),
         row("CKD stage 3 -> no caution from the diagnosis", "AGS Beers 2023 (CrCl < 30 only)", opioid(45).condition(ICD10, "N18.30", 300), MED, &[], true, &[]),
     ])
@@ -170,7 +170,7 @@ async fn bleeding_anticoagulants_heart_and_allergy() {
 #[tokio::test]
 async fn pregnancy_and_age() {
     run(vec![
-        row("19 weeks -> caution, not yet avoid (boundary)", "FDA Drug Safety Communication 2020 (from 20 weeks)", opioid(30).gestational_age(19.0, 0), MED, &["early-pregnancy"], false, &["pregnant, 19 weeks today", "use with caution", INSTEAD, "**If a systemic NSAID is still chosen:**"]),
+        row("19 weeks -> caution, not yet avoid (boundary)", "FDA Drug Safety Communication 2020 (from 20 weeks)", opioid(30).gestational_age(19.0, 0), MED, &["early-pregnancy"], false, &["pregnant, 19 weeks today (from gestational age 19 weeks on 2026-03-02)", "use with caution", INSTEAD, "**If a systemic NSAID is still chosen:**"]),
         not_saying(row("20 weeks -> avoid (boundary)", "FDA Drug Safety Communication 2020; NSAID labeling", opioid(30).gestational_age(20.0, 0), MED, &["pregnancy"], false, &["pregnant, 20 weeks today", "avoid a systemic NSAID", "Not a topical NSAID either"]), &[INSTEAD]),
         row("18 weeks two weeks ago is 20 weeks today", "FDA 2020 (gestational age today)", opioid(30).gestational_age(18.0, 14), MED, &["pregnancy"], false, &["pregnant, 20 weeks today"]),
         row("ICD-10-CM Z3A.20 recorded today -> 20 weeks -> avoid", "ICD-10-CM Z3A weeks of gestation; FDA 2020", opioid(30).condition(ICD10, "Z3A.20", 0), MED, &["pregnancy"], false, &["pregnant, 20 weeks today"]),

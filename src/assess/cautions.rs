@@ -97,7 +97,8 @@ pub(super) fn assess(
             })
             .collect();
         if !evidence.is_empty() {
-            let finding = format!("{} on record", rule.finding);
+            let what: Vec<&str> = evidence.iter().map(|e| e.description.as_str()).collect();
+            let finding = format!("{} on record: {}", rule.finding, what.join("; "));
             out.cautions.push(NsaidCaution { kind: rule.caution, finding, evidence });
         }
     }
@@ -179,6 +180,8 @@ pub(super) fn assess(
             Some(weeks) => (CautionKind::EarlyPregnancy, format!("pregnant, {weeks} weeks today")),
             None => (CautionKind::EarlyPregnancy, "pregnant, weeks of gestation not on record".to_owned()),
         };
+        let from: Vec<&str> = pregnancy.evidence.iter().map(|e| e.description.as_str()).collect();
+        let finding = format!("{finding} (from {})", from.join("; "));
         out.cautions.push(NsaidCaution { kind, finding, evidence: pregnancy.evidence.clone() });
     }
 
@@ -221,10 +224,8 @@ pub(super) fn assess(
                 }
                 out.tried.push(evidence);
             }
-        } else if let Some((name, _)) = medication_match(opioids, &medication.medication) {
-            if active || in_episode {
-                out.tried.push(Evidence { reference: medication.reference.clone(), description: format!("{name} {}", since(medication)) });
-            }
+        } else if let Some((name, _)) = medication_match(opioids, &medication.medication).filter(|_| active || in_episode) {
+            out.tried.push(Evidence { reference: medication.reference.clone(), description: format!("{name} {}", since(medication)) });
         }
     }
     let therapy = content.value_set("pt-ot-services");
