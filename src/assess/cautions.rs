@@ -122,7 +122,20 @@ pub(super) fn assess(
             }),
             Some(_) => {}
             None if out.cautions.iter().any(|c| c.kind == CautionKind::SevereKidneyDisease) => {}
-            None => out.unchecked.push(Unchecked::NoEgfr),
+            // No recent eGFR matters when kidney function is likely to be reduced: an older low
+            // result, or age at the older-adult threshold. For younger adults the usual advice
+            // already says to check renal risk, and no eGFR is the norm.
+            None => {
+                let older_low = record
+                    .observations
+                    .iter()
+                    .filter(|o| o.counts() && o.effective.is_some_and(|d| d < from) && set.match_concept(&o.code).is_some())
+                    .any(|o| o.quantity().is_some_and(|q| q.value < thresholds.egfr_below));
+                let older_adult = matches!(age, AgeGroup::Adult(years) if years >= thresholds.older_adult_age_years);
+                if older_low || older_adult {
+                    out.unchecked.push(Unchecked::NoEgfr);
+                }
+            }
         }
     } else {
         out.unchecked.push(Unchecked::Observations);
