@@ -345,6 +345,11 @@ async fn every_fixture_gives_its_expected_answer() {
         if pama_ratings(&response) != want_pama {
             failures.push(format!("{name}: PAMA {:?}, want {want_pama:?}", pama_ratings(&response)));
         }
+        let want_cautions: Vec<String> =
+            want["nsaidCautions"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+        if nsaid_cautions(&response) != want_cautions {
+            failures.push(format!("{name}: NSAID cautions {:?}, want {want_cautions:?}", nsaid_cautions(&response)));
+        }
     }
     for (file, want) in expected["bad"].as_object().unwrap() {
         let body = std::fs::read(root.join("bad").join(file)).unwrap();
