@@ -258,3 +258,53 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
     };
     Ok(Factors { thresholds: wire.thresholds, cautions: wire.cautions, condition_rules, text })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Content;
+    use std::collections::BTreeMap;
+
+    fn refused(files: BTreeMap<String, String>) -> super::super::ContentError {
+        match Content::from_files(files) {
+            Ok(_) => panic!("the edited content was accepted"),
+            Err(error) => error,
+        }
+    }
+
+    fn files_with(edit: impl Fn(&str) -> String) -> BTreeMap<String, String> {
+        let mut files: BTreeMap<String, String> =
+            super::super::embedded::EMBEDDED.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+        let text = files.get(super::FILE).expect("shipped").clone();
+        files.insert(super::FILE.to_owned(), edit(&text));
+        files
+    }
+
+    #[test]
+    fn a_missing_caution_is_named() {
+        // Cut the whole [cautions.heart-failure] table.
+        let files = files_with(|t| {
+            let start = t.find("[cautions.heart-failure]").expect("shipped");
+            let end = start + t[start..].find("[cautions.allergy]").expect("next table");
+            format!("{}{}", &t[..start], &t[end..])
+        });
+        let error = refused(files);
+        assert_eq!((error.file.as_str(), error.field.as_str()), (super::FILE, "cautions.heart-failure"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_placeholder_in_a_text_is_named() {
+        let files = files_with(|t| t.replace("prescribed:** {nsaid}", "prescribed:** {drug}"));
+        let error = refused(files);
+        assert_eq!((error.file.as_str(), error.field.as_str()), (super::FILE, "text.nsaid_active"));
+    }
+
+    #[test]
+    fn thresholds_and_lookbacks_are_checked() {
+        let error = refused(files_with(|t| t.replace("egfr_below = 30.0", "egfr_below = -1.0")));
+        assert_eq!(error.field, "thresholds.egfr_below");
+        let error = refused(files_with(|t| t.replacen("lookback = \"active\"", "lookback = \"90 days\"", 1)));
+        assert_eq!(error.field, "condition_rules[0].lookback");
+        let error = refused(files_with(|t| t.replacen("value_set = \"gi-bleeding\"", "value_set = \"no-such-set\"", 1)));
+        assert_eq!(error.field, "condition_rules[1].value_set");
+    }
+}
