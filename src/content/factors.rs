@@ -201,8 +201,11 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
     if !(t.egfr_below > 0.0 && t.egfr_below < 200.0) {
         return Err(ContentError::new(FILE, "thresholds.egfr_below", "must be an eGFR in mL/min/1.73 m² (0-200)"));
     }
-    if t.egfr_lookback_days == 0 || t.pregnancy_max_days == 0 {
-        return Err(ContentError::new(FILE, "thresholds", "look-back days must be greater than zero"));
+    // Bounded like the windows of rules.toml: date arithmetic beyond a century would overflow.
+    for (field, days) in [("thresholds.egfr_lookback_days", t.egfr_lookback_days), ("thresholds.pregnancy_max_days", t.pregnancy_max_days)] {
+        if days == 0 || days > super::MAX_WINDOW_DAYS {
+            return Err(ContentError::new(FILE, field, format!("must be from 1 to {} days", super::MAX_WINDOW_DAYS)));
+        }
     }
     if !(1..=42).contains(&t.pregnancy_avoid_weeks) {
         return Err(ContentError::new(FILE, "thresholds.pregnancy_avoid_weeks", "must be a week of gestation (1-42)"));
@@ -302,6 +305,8 @@ mod tests {
     fn thresholds_and_lookbacks_are_checked() {
         let error = refused(files_with(|t| t.replace("egfr_below = 30.0", "egfr_below = -1.0")));
         assert_eq!(error.field, "thresholds.egfr_below");
+        let error = refused(files_with(|t| t.replace("pregnancy_max_days = 300", "pregnancy_max_days = 4000000000")));
+        assert_eq!(error.field, "thresholds.pregnancy_max_days");
         let error = refused(files_with(|t| t.replacen("lookback = \"active\"", "lookback = \"90 days\"", 1)));
         assert_eq!(error.field, "condition_rules[0].lookback");
         let error = refused(files_with(|t| t.replacen("value_set = \"gi-bleeding\"", "value_set = \"no-such-set\"", 1)));
