@@ -8,7 +8,7 @@ use time::{Date, Duration};
 
 use super::{AgeGroup, Evidence};
 use crate::content::factors::{CautionKind, CautionLevel, CautionLookback};
-use crate::content::{Content, ValueSet};
+use crate::content::{Content, ValueSet, ValueSetConcept};
 use crate::record::{Answer, Concept, MedicationRequest, PatientRecord, ResourceKind};
 
 /// One reason an NSAID would harm this patient, with what in the record showed it.
@@ -80,6 +80,8 @@ pub(super) fn assess(
     let thresholds = &factors.thresholds;
     let mut out = PatientFactors::default();
     let complete = |kind: ResourceKind| record.availability(kind).is_complete();
+    let nsaid_names = Names::new(content.value_set("nsaids"));
+    let drugs = classify(record, content, &nsaid_names);
 
     // Conditions (CKD 4-5 or dialysis, GI bleeding or ulcer, heart failure).
     for rule in &factors.condition_rules {
@@ -145,10 +147,11 @@ pub(super) fn assess(
     if !complete(ResourceKind::MedicationRequest) {
         out.unchecked.push(Unchecked::Medications);
     }
-    let anticoagulants = content.value_set("anticoagulants");
-    for medication in record.medications.iter().filter(|m| matches!(m.status.as_str(), "active" | "on-hold")) {
-        if let Some((name, group)) = medication_match(anticoagulants, &medication.medication) {
-            let group = group.unwrap_or_else(|| "anticoagulant".into());
+    for drug in drugs.iter().filter(|d| d.group == DrugGroup::Anticoagulant) {
+        let medication = drug.medication;
+        if matches!(medication.status.as_str(), "active" | "on-hold") {
+            let name = &drug.name;
+            let group = drug.subgroup.as_deref().unwrap_or("anticoagulant");
             out.cautions.push(NsaidCaution {
                 kind: CautionKind::Anticoagulant,
                 finding: format!("{name} ({group}) {}", since(medication)),
@@ -161,15 +164,16 @@ pub(super) fn assess(
     if !complete(ResourceKind::AllergyIntolerance) {
         out.unchecked.push(Unchecked::Allergies);
     }
-    let nsaids = content.value_set("nsaids");
-    let allergy_set = content.value_set("nsaid-allergy");
+    let allergy_names = Names::new(content.value_set("nsaid-allergy"));
     for allergy in record.allergies.iter().filter(|a| a.counts()) {
         let by_word = || {
             let text = all_text(&allergy.code);
             super::imaging::has_phrase(&text, &thresholds.allergy_text).then(|| allergy.code.label())
         };
-        let name = medication_match(nsaids, &allergy.code)
-            .or_else(|| medication_match(allergy_set, &allergy.code))
+        let mut haystack = None;
+        let name = nsaid_names
+            .find(&allergy.code, &mut haystack)
+            .or_else(|| allergy_names.find(&allergy.code, &mut haystack))
             .map(|(name, _)| name)
             .or_else(by_word);
         if let Some(name) = name {
@@ -214,17 +218,18 @@ pub(super) fn assess(
 
     // What was already tried this episode (an active NSAID counts whenever it started).
     let start = episode_start.unwrap_or(today - Duration::days(i64::from(content.rules.thresholds.episode_gap_days)));
-    let opioids = content.value_set("opioids");
-    let mut medications: Vec<&MedicationRequest> = record
-        .medications
+    let mut tried: Vec<&Drug<'_>> = drugs
         .iter()
-        .filter(|m| !matches!(m.status.as_str(), "entered-in-error" | "cancelled" | "draft"))
+        .filter(|d| matches!(d.group, DrugGroup::Nsaid | DrugGroup::Opioid))
+        .filter(|d| !matches!(d.medication.status.as_str(), "entered-in-error" | "cancelled" | "draft"))
         .collect();
-    medications.sort_by_key(|m| m.authored);
-    for medication in medications {
+    tried.sort_by_key(|d| d.medication.authored);
+    for drug in tried {
+        let medication = drug.medication;
+        let name = drug.name.clone();
         let active = medication.status == "active";
         let in_episode = medication.authored.is_some_and(|d| d >= start && d <= today);
-        if let Some((name, _)) = medication_match(nsaids, &medication.medication) {
+        if drug.group == DrugGroup::Nsaid {
             let topical = medication
                 .routes
                 .iter()
@@ -237,12 +242,12 @@ pub(super) fn assess(
                 }
                 out.tried.push(evidence);
             }
-        } else if let Some((name, _)) = medication_match(opioids, &medication.medication).filter(|_| active || in_episode) {
+        } else if active || in_episode {
             out.tried.push(Evidence { reference: medication.reference.clone(), description: format!("{name} {}", since(medication)) });
         }
     }
     let therapy = content.value_set("pt-ot-services");
-    out.prior_care = prior_care(record, content, start, today);
+    out.prior_care = prior_care(record, content, &drugs, start, today);
     out.prior_care_known = [ResourceKind::Procedure, ResourceKind::ServiceRequest, ResourceKind::MedicationRequest]
         .into_iter()
         .all(complete);
@@ -271,7 +276,7 @@ pub(super) fn assess(
 
 /// Conservative care in the episode: therapy sessions and referrals, and pain medicines (NSAIDs,
 /// muscle relaxants, opioids), as CMS OP-8 looks for before a lumbar MRI.
-fn prior_care(record: &PatientRecord, content: &Content, start: Date, today: Date) -> Vec<Evidence> {
+fn prior_care(record: &PatientRecord, content: &Content, drugs: &[Drug<'_>], start: Date, today: Date) -> Vec<Evidence> {
     let in_episode = |date: Option<Date>| date.is_some_and(|d| d >= start && d <= today);
     let therapy = content.value_set("pt-ot-services");
     let mut out = Vec::new();
@@ -290,13 +295,13 @@ fn prior_care(record: &PatientRecord, content: &Content, start: Date, today: Dat
             out.push(Evidence { reference: request.reference.clone(), description: format!("referral for {} on {date} ({})", m.concept.display, request.status) });
         }
     }
-    let sets = ["nsaids", "muscle-relaxants", "opioids"].map(|name| content.value_set(name));
-    for medication in record.medications.iter().filter(|m| !matches!(m.status.as_str(), "entered-in-error" | "cancelled" | "draft")) {
-        if !(in_episode(medication.authored) || medication.status == "active") {
+    for drug in drugs.iter().filter(|d| matches!(d.group, DrugGroup::Nsaid | DrugGroup::MuscleRelaxant | DrugGroup::Opioid)) {
+        let medication = drug.medication;
+        if matches!(medication.status.as_str(), "entered-in-error" | "cancelled" | "draft") {
             continue;
         }
-        if let Some((name, _)) = sets.iter().find_map(|set| medication_match(set, &medication.medication)) {
-            out.push(Evidence { reference: medication.reference.clone(), description: format!("{name} {}", since(medication)) });
+        if in_episode(medication.authored) || medication.status == "active" {
+            out.push(Evidence { reference: medication.reference.clone(), description: format!("{} {}", drug.name, since(medication)) });
         }
     }
     out
@@ -317,17 +322,76 @@ fn all_text(concept: &Concept) -> String {
     concept.text.iter().map(String::as_str).chain(concept.codes.iter().filter_map(|c| c.display.as_deref())).collect::<Vec<_>>().join(" ")
 }
 
-/// A medication (or allergy substance) in `set`, by code or, for product or local codes, by an
-/// ingredient name in its text (whole words). Returns the ingredient name and its group.
-fn medication_match(set: &ValueSet, concept: &Concept) -> Option<(String, Option<String>)> {
-    if let Some(m) = set.match_concept(concept) {
-        return Some((m.concept.display.clone(), m.concept.group.clone()));
+/// The drug groups the rules here tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrugGroup {
+    Anticoagulant,
+    Nsaid,
+    Opioid,
+    MuscleRelaxant,
+}
+
+/// A medication request recognised as one of the groups, with its ingredient name and the
+/// value set's group (anticoagulant or antiplatelet).
+struct Drug<'a> {
+    medication: &'a MedicationRequest,
+    group: DrugGroup,
+    name: String,
+    subgroup: Option<String>,
+}
+
+/// A value set ready to recognise medications: by code, or for product and local codes by an
+/// ingredient name in the text (whole words). The names are split into words once per call,
+/// because splitting texts is what this costs (a long record has thousands of medications).
+struct Names<'a> {
+    set: &'a ValueSet,
+    names: Vec<(String, &'a ValueSetConcept)>,
+}
+
+impl<'a> Names<'a> {
+    fn new(set: &'a ValueSet) -> Names<'a> {
+        let names = set
+            .concepts()
+            .iter()
+            .filter(|c| !c.display.trim().is_empty())
+            .map(|c| (super::imaging::words(&c.display), c))
+            .collect();
+        Names { set, names }
     }
-    let text = all_text(concept);
-    set.concepts()
-        .iter()
-        .find(|c| !c.display.is_empty() && super::imaging::has_phrase(&text, std::slice::from_ref(&c.display)))
-        .map(|c| (c.display.clone(), c.group.clone()))
+
+    /// The ingredient name and group of `concept`, if it is in the set. `haystack` caches the
+    /// concept's words across sets.
+    fn find(&self, concept: &Concept, haystack: &mut Option<String>) -> Option<(String, Option<String>)> {
+        if let Some(m) = self.set.match_concept(concept) {
+            return Some((m.concept.display.clone(), m.concept.group.clone()));
+        }
+        let haystack = haystack.get_or_insert_with(|| super::imaging::words(&all_text(concept)));
+        self.names
+            .iter()
+            .find(|(name, _)| haystack.contains(name.as_str()))
+            .map(|(_, c)| (c.display.clone(), c.group.clone()))
+    }
+}
+
+/// Every medication request of the groups, recognised once.
+fn classify<'a>(record: &'a PatientRecord, content: &Content, nsaids: &Names<'_>) -> Vec<Drug<'a>> {
+    let others = [
+        (DrugGroup::Anticoagulant, Names::new(content.value_set("anticoagulants"))),
+        (DrugGroup::Opioid, Names::new(content.value_set("opioids"))),
+        (DrugGroup::MuscleRelaxant, Names::new(content.value_set("muscle-relaxants"))),
+    ];
+    let mut out = Vec::new();
+    for medication in &record.medications {
+        let mut haystack = None;
+        let found = nsaids
+            .find(&medication.medication, &mut haystack)
+            .map(|found| (DrugGroup::Nsaid, found))
+            .or_else(|| others.iter().find_map(|(group, names)| Some((*group, names.find(&medication.medication, &mut haystack)?))));
+        if let Some((group, (name, subgroup))) = found {
+            out.push(Drug { medication, group, name, subgroup });
+        }
+    }
+    out
 }
 
 /// One dated source of "pregnant" (or "not pregnant") and, if it gives them, the weeks then.

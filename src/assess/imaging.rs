@@ -106,7 +106,7 @@ pub(super) fn lumbar_orders(record: &PatientRecord, content: &Content, scope: Or
 }
 
 /// Lower-case words separated by single spaces, padded, so " mri " matches whole words only.
-fn words(text: &str) -> String {
+pub(crate) fn words(text: &str) -> String {
     let mut out = String::from(" ");
     for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         out.push_str(&word.to_lowercase());
