@@ -151,6 +151,10 @@ proptest! {
             let detail = card["detail"].as_str().unwrap_or_default();
             if !cautions.is_empty() {
                 prop_assert!(!recommends_nsaid(card, content()), "{card_type} advises an NSAID despite {cautions:?}:\n{detail}");
+                // Not even a topical one after an NSAID allergy or from 20 weeks of pregnancy.
+                if cautions.iter().any(|c| c == "allergy" || c == "pregnancy") {
+                    prop_assert!(!detail.contains("**topical NSAID**"), "{card_type} offers a topical NSAID despite {cautions:?}:\n{detail}");
+                }
                 if MEDICINE_CARDS.contains(&card_type) {
                     prop_assert!(detail.contains("**NSAID caution for this patient"), "{card_type} does not name the caution:\n{detail}");
                 }
