@@ -58,7 +58,7 @@ async fn imaging_appropriateness() {
         row("no red flag, 41 days (last day under 6 weeks) -> not indicated", "Choosing Wisely: first 6 weeks", mri(pv(45).low_back_pain(41)), &["imaging-not-indicated"], Some("not-appropriate")),
         row("no red flag, exactly 6 weeks -> conditional, not rated", "ACR LBP variants 2/3: after 6 weeks of care", mri(pv(45).low_back_pain(42)), &["imaging-conditional"], None),
         row("no red flag, 5 months -> conditional", "ACR LBP variants 2/3", mri(pv(45).low_back_pain(150)), &["imaging-conditional"], None),
-        row("chronic LBP diagnosis recorded yesterday -> at least 12 weeks -> conditional", "ACP 2017: chronic = > 12 weeks", mri(pv(45).condition(SNOMED, "134407002", 1)), &["imaging-conditional"], None),
+        row("chronic LBP diagnosis recorded yesterday -> at least 12 weeks -> conditional", "ACP 2017: chronic = > 12 weeks", mri(pv(45).condition(SNOMED, "278860009", 1)), &["imaging-conditional"], None),
         row("LBP with no date -> duration unknown -> conditional", "CDS safety: say so rather than guess", mri(pv(45).condition_full(ICD10, "M54.50", json!({}))), &["imaging-conditional"], None),
         row("no LBP diagnosis -> indication unknown -> conditional", "CDS safety: rules are for LBP", mri(pv(45)), &["imaging-conditional"], None),
         row("LBP as order reason only, no date -> conditional", "CDS safety", {

@@ -5,7 +5,7 @@
 use time::Date;
 
 use super::{episode::Episode, Evidence, OrderScope};
-use crate::content::{Content, ValueSet};
+use crate::content::Content;
 use crate::record::{Answer, DraftOrder, PatientRecord, ResourceKind};
 
 /// A draft order a card is about.
@@ -183,7 +183,7 @@ pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Rec
                     ];
                     if let Some((class, matched_by)) = classes
                         .iter()
-                        .find_map(|(class, set)| ingredient_match(content.value_set(set), order).map(|m| (*class, m)))
+                        .find_map(|(class, set)| content.drug_in_class(set, &order.code).map(|m| (*class, m)))
                     {
                         out.push(Recommendation::MedicationAdvice { order: order_ref(order, index, matched_by), class });
                     }
@@ -208,19 +208,6 @@ fn order_ref(order: &DraftOrder, index: usize, matched_by: String) -> OrderRef {
         has_id: order.id.is_some(),
         matched_by,
     }
-}
-
-/// A medication by code or, for product-coded orders, by an ingredient name in its text.
-fn ingredient_match(set: &ValueSet, order: &DraftOrder) -> Option<String> {
-    if let Some(m) = set.match_concept(&order.code) {
-        return Some(m.concept.describe());
-    }
-    let text = order.code.label().to_lowercase();
-    let words: Vec<&str> = text.split(|c: char| !c.is_ascii_alphanumeric()).collect();
-    set.concepts()
-        .iter()
-        .find(|concept| words.contains(&concept.display.to_lowercase().as_str()))
-        .map(|concept| format!("ingredient “{}” in the order text", concept.display))
 }
 
 fn passive_modality(content: &Content, order: &DraftOrder) -> Option<(String, String)> {

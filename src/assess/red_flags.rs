@@ -216,14 +216,13 @@ fn is_local_route(routes: &[Concept]) -> bool {
 }
 
 fn is_corticosteroid(medication: &MedicationRequest, content: &Content) -> bool {
-    let set = content.value_set("systemic-corticosteroids");
-    if set.match_concept(&medication.medication).is_some() {
-        return true;
-    }
-    // Orders are usually coded by product, not ingredient: fall back to the ingredient names.
-    let text = medication.medication.label().to_lowercase();
-    let words: Vec<&str> = text.split(|c: char| !c.is_ascii_alphanumeric()).collect();
-    set.concepts().iter().any(|concept| words.contains(&concept.display.to_lowercase().as_str()))
+    content.drug_in_class("systemic-corticosteroids", &medication.medication).is_some()
+}
+
+/// A local dose form named in the drug itself ("Hydrocortisone 10 MG/ML Topical Cream",
+/// "budesonide Inhalation Suspension"): orders often carry no route.
+fn is_local_form(medication: &Concept) -> bool {
+    is_local_route(std::slice::from_ref(medication))
 }
 
 fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> Option<RedFlag> {
@@ -235,6 +234,7 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
         if matches!(medication.status.as_str(), "entered-in-error" | "cancelled" | "draft")
             || !is_corticosteroid(medication, content)
             || is_local_route(&medication.routes)
+            || is_local_form(&medication.medication)
         {
             continue;
         }

@@ -2,6 +2,7 @@
 //! definitions. Loaded and validated once at start-up; any error names the file and the field.
 
 pub mod factors;
+mod medications;
 mod template;
 mod valueset;
 
@@ -11,7 +12,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use template::Template;
-pub use valueset::{system_name, Confirmation, Match, Modality, ValueSet, ValueSetConcept};
+pub use medications::{Brand, DrugMap, FoundIngredient, Product, RXNORM};
+pub use valueset::{canonical_system, parse_instant, system_name, Confirmation, Match, Modality, ValueSet, ValueSetConcept};
 
 use crate::hooks::{Hook, Indicator, SelectionBehavior};
 use crate::record::ResourceKind;
@@ -489,6 +491,8 @@ pub struct Content {
     pub value_sets: BTreeMap<String, ValueSet>,
     /// NSAID cautions, pregnancy and what was tried (`patient-factors.toml`).
     pub factors: factors::Factors,
+    /// RxNorm products and brands to ingredients, for the drug classes.
+    pub drugs: DrugMap,
 }
 
 impl Content {
@@ -533,12 +537,19 @@ impl Content {
             let card = parse_card(&name, card_type, file(&name)?, &referrals)?;
             cards.insert(card_type.to_owned(), card);
         }
-        Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors })
+        let drugs = DrugMap::parse(file(medications::FILE)?)?;
+        Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors, drugs })
     }
 
     pub fn value_set(&self, id: &str) -> &ValueSet {
         // Every id used in code is checked at load (REQUIRED_VALUE_SETS and rules.toml).
         self.value_sets.get(id).unwrap_or_else(|| panic!("value set {id} was validated at load"))
+    }
+
+    /// Whether a medication is in the drug class of value set `set_id`, and why (see
+    /// [`DrugMap::class_match`]).
+    pub fn drug_in_class(&self, set_id: &str, medication: &crate::record::Concept) -> Option<String> {
+        self.drugs.class_match(self.value_set(set_id), medication)
     }
 
     pub fn card(&self, card_type: &str) -> &CardTemplate {

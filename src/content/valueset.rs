@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::ContentError;
 use crate::record::{Code, Concept};
@@ -11,7 +12,12 @@ pub const EXT_CONFIRMATION: &str = "urn:lbp-cds:confirmation";
 pub const EXT_MATCH: &str = "urn:lbp-cds:match";
 pub const EXT_MODALITY: &str = "urn:lbp-cds:modality";
 pub const EXT_GROUP: &str = "urn:lbp-cds:group";
+pub const EXT_SOURCE: &str = "urn:lbp-cds:source";
 
+/// Filter operations a definition may use (FHIR R4 `filter-operator`). SNOMED CT `is-a` and
+/// `descendent-of` walk the hierarchy; for ICD-10-CM they mean "this code and the codes under it"
+/// (a code prefix), `regex` covers ranges.
+const FILTER_OPS: [&str; 9] = ["is-a", "descendent-of", "is-not-a", "=", "regex", "in", "not-in", "generalizes", "exists"];
 /// Imaging modality of a lumbar imaging code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,6 +88,15 @@ impl ValueSetConcept {
 pub struct ValueSet {
     pub id: String,
     pub title: String,
+    /// Whether the file carries an intensional definition (`compose`) that `content expand` can
+    /// refresh; without one the expansion is the whole definition (a hand-curated list).
+    pub intensional: bool,
+    /// When the definition last changed (`date`).
+    pub definition_date: Option<OffsetDateTime>,
+    /// When the expansion was made (`expansion.timestamp`).
+    pub expansion_timestamp: Option<OffsetDateTime>,
+    /// Code-system versions the expansion was made from (`expansion.parameter` named `version`).
+    pub versions: Vec<String>,
     concepts: Vec<ValueSetConcept>,
     exact: HashMap<(&'static str, String), usize>,
     prefixes: Vec<(&'static str, String, usize)>,
@@ -131,9 +146,55 @@ impl ValueSet {
         if expansion.contains.is_empty() {
             return Err(ContentError::new(file, "expansion.contains", "must list at least one concept"));
         }
+        let definition_date = wire
+            .date
+            .as_deref()
+            .map(|value| parse_instant(value).ok_or_else(|| ContentError::new(file, "date", format!("`{value}` is not a FHIR date or dateTime"))))
+            .transpose()?;
+        let expansion_timestamp = expansion
+            .timestamp
+            .as_deref()
+            .map(|value| {
+                parse_instant(value).ok_or_else(|| {
+                    ContentError::new(file, "expansion.timestamp", format!("`{value}` is not a FHIR dateTime"))
+                })
+            })
+            .transpose()?;
+        if let Some(compose) = &wire.compose {
+            validate_compose(file, compose)?;
+            let Some(timestamp) = expansion_timestamp else {
+                return Err(ContentError::new(file, "expansion.timestamp", "is required with a compose definition (when was it expanded?)"));
+            };
+            if definition_date.is_some_and(|date| timestamp < date) {
+                return Err(ContentError::new(
+                    file,
+                    "expansion.timestamp",
+                    format!(
+                        "the expansion ({}) is older than its definition (`date` {}): expand it again (`lbp-cds content expand`)",
+                        expansion.timestamp.as_deref().unwrap_or_default(),
+                        wire.date.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let mut versions = Vec::new();
+        for (index, parameter) in expansion.parameter.iter().enumerate() {
+            if parameter.name == "version" {
+                match parameter.value_uri.as_deref().or(parameter.value_string.as_deref()) {
+                    Some(value) if !value.trim().is_empty() => versions.push(value.to_owned()),
+                    _ => {
+                        return Err(ContentError::new(file, format!("expansion.parameter[{index}].value"), "a version parameter needs valueUri"))
+                    }
+                }
+            }
+        }
         let mut set = ValueSet {
             id: wire.id,
             title: wire.title.unwrap_or_default(),
+            intensional: wire.compose.is_some(),
+            definition_date,
+            expansion_timestamp,
+            versions,
             concepts: Vec::new(),
             exact: HashMap::new(),
             prefixes: Vec::new(),
@@ -202,6 +263,66 @@ impl ValueSet {
     }
 }
 
+/// Checks the shape of an intensional definition: known systems, known filter operations, SNOMED
+/// CT filters on concept ids. The expansion, not the definition, is what the service matches.
+fn validate_compose(file: &str, compose: &WireCompose) -> Result<(), ContentError> {
+    if compose.include.is_empty() {
+        return Err(ContentError::new(file, "compose.include", "must hold at least one include"));
+    }
+    let rules = compose.include.iter().map(|rule| ("include", rule)).chain(compose.exclude.iter().map(|rule| ("exclude", rule)));
+    let mut counters = [0usize; 2];
+    for (kind, rule) in rules {
+        let index = if kind == "include" { &mut counters[0] } else { &mut counters[1] };
+        let at = format!("compose.{kind}[{index}]");
+        *index += 1;
+        let system = rule
+            .system
+            .as_deref()
+            .ok_or_else(|| ContentError::new(file, format!("{at}.system"), "is required (value set references are not supported)"))?;
+        let system = canonical_system(system)
+            .ok_or_else(|| ContentError::new(file, format!("{at}.system"), format!("unknown code system `{system}`")))?;
+        if rule.concept.is_empty() && rule.filter.is_empty() {
+            return Err(ContentError::new(file, at, "needs concepts or filters"));
+        }
+        for (position, concept) in rule.concept.iter().enumerate() {
+            if concept.code.trim().is_empty() {
+                return Err(ContentError::new(file, format!("{at}.concept[{position}].code"), "must not be empty"));
+            }
+        }
+        for (position, filter) in rule.filter.iter().enumerate() {
+            let field = |name: &str| format!("{at}.filter[{position}].{name}");
+            if !FILTER_OPS.contains(&filter.op.as_str()) {
+                return Err(ContentError::new(file, field("op"), format!("unknown filter operation `{}`", filter.op)));
+            }
+            if filter.property.trim().is_empty() {
+                return Err(ContentError::new(file, field("property"), "must not be empty"));
+            }
+            if filter.value.trim().is_empty() {
+                return Err(ContentError::new(file, field("value"), "must not be empty"));
+            }
+            let hierarchical = matches!(filter.op.as_str(), "is-a" | "descendent-of" | "is-not-a");
+            if system == "http://snomed.info/sct" && hierarchical && !filter.value.chars().all(|c| c.is_ascii_digit()) {
+                return Err(ContentError::new(file, field("value"), format!("`{}` is not a SNOMED CT concept id", filter.value)));
+            }
+            if filter.op == "regex" && filter.value.contains(char::is_whitespace) {
+                return Err(ContentError::new(file, field("value"), "a code pattern has no spaces"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A FHIR `date` (`2026-11-23`, taken as its first instant in UTC) or `dateTime` with offset.
+pub fn parse_instant(value: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let value = value.trim();
+    if value.len() == 10 {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        return time::Date::parse(value, format).ok().map(|date| date.midnight().assume_utc());
+    }
+    OffsetDateTime::parse(value, &Rfc3339).ok()
+}
+
 /// Systems are compared by canonical URI; the HL7 OIDs of the same systems are accepted too.
 pub fn canonical_system(system: &str) -> Option<&'static str> {
     Some(match system.trim() {
@@ -253,11 +374,59 @@ struct WireValueSet {
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
+    date: Option<String>,
+    #[serde(default)]
+    compose: Option<WireCompose>,
+    #[serde(default)]
     expansion: Option<WireExpansion>,
 }
 
 #[derive(Deserialize)]
+struct WireCompose {
+    #[serde(default)]
+    include: Vec<WireRule>,
+    #[serde(default)]
+    exclude: Vec<WireRule>,
+}
+
+#[derive(Deserialize)]
+struct WireRule {
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    concept: Vec<WireRuleConcept>,
+    #[serde(default)]
+    filter: Vec<WireFilter>,
+}
+
+#[derive(Deserialize)]
+struct WireRuleConcept {
+    code: String,
+}
+
+#[derive(Deserialize)]
+struct WireFilter {
+    property: String,
+    op: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireParameter {
+    name: String,
+    #[serde(default)]
+    value_uri: Option<String>,
+    #[serde(default)]
+    value_string: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct WireExpansion {
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    parameter: Vec<WireParameter>,
     #[serde(default)]
     contains: Vec<WireConcept>,
 }
@@ -320,5 +489,44 @@ mod tests {
         let error = ValueSet::parse("valuesets/t.json", text).unwrap_err();
         assert_eq!(error.file, "valuesets/t.json");
         assert_eq!(error.field, "expansion.contains[0].extension");
+    }
+
+    fn intensional(date: &str, timestamp: &str, op: &str) -> String {
+        format!(
+            r#"{{"resourceType":"ValueSet","id":"t","date":"{date}",
+            "compose":{{"include":[{{"system":"http://snomed.info/sct","filter":[{{"property":"concept","op":"{op}","value":"279039007"}}]}}],
+                        "exclude":[{{"system":"http://snomed.info/sct","concept":[{{"code":"134407002"}}]}}]}},
+            "expansion":{{"timestamp":"{timestamp}","parameter":[{{"name":"version","valueUri":"http://snomed.info/sct|http://snomed.info/sct/731000124108/version/20250901"}}],
+            "contains":[{{"system":"http://snomed.info/sct","code":"278860009","display":"Chronic low back pain","extension":[{{"url":"urn:lbp-cds:confirmation","valueCode":"V"}}]}}]}}}}"#
+        )
+    }
+
+    #[test]
+    fn an_intensional_set_matches_its_expansion_and_keeps_its_versions() {
+        let set = ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "2026-11-25T12:00:00Z", "is-a")).unwrap();
+        assert!(set.intensional);
+        assert_eq!(set.versions.len(), 1);
+        assert!(set.lookup(&code("http://snomed.info/sct", "278860009")).is_some());
+        assert!(set.lookup(&code("http://snomed.info/sct", "279039007")).is_none(), "only the expansion is matched");
+    }
+
+    #[test]
+    fn refuses_an_expansion_older_than_its_definition() {
+        let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-26", "2026-11-25T12:00:00Z", "is-a")).unwrap_err();
+        assert_eq!((error.file.as_str(), error.field.as_str()), ("valuesets/t.json", "expansion.timestamp"));
+        assert!(error.message.contains("older than its definition"), "{}", error.message);
+    }
+
+    #[test]
+    fn refuses_a_malformed_definition_or_timestamp_naming_the_field() {
+        let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "yesterday", "is-a")).unwrap_err();
+        assert_eq!(error.field, "expansion.timestamp");
+        let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "2026-11-25T12:00:00Z", "below")).unwrap_err();
+        assert_eq!(error.field, "compose.include[0].filter[0].op");
+        let error = ValueSet::parse("valuesets/t.json", &intensional("20 Nov", "2026-11-25T12:00:00Z", "is-a")).unwrap_err();
+        assert_eq!(error.field, "date");
+        let no_timestamp = intensional("2026-11-20", "x", "is-a").replace(r#""timestamp":"x","#, "");
+        let error = ValueSet::parse("valuesets/t.json", &no_timestamp).unwrap_err();
+        assert_eq!(error.field, "expansion.timestamp");
     }
 }

@@ -150,6 +150,81 @@ struct MedicationRequestView {
     dispense_request: Option<DispenseView>,
     #[serde(default)]
     dosage_instruction: Vec<DosageView>,
+    /// Only contained Medications are read; other contained resources are skipped.
+    #[serde(default)]
+    contained: Vec<MedicationView>,
+}
+
+/// A Medication (contained or prefetched), read leniently: only what names its drug.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(super) struct MedicationView {
+    resource_type: Option<String>,
+    id: Option<String>,
+    code: Option<LenientConcept>,
+    ingredient: Vec<IngredientView>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct IngredientView {
+    item_codeable_concept: Option<LenientConcept>,
+}
+
+impl MedicationView {
+    /// Its code and its ingredients' codes in one concept, so a product code, an ingredient code
+    /// or the text can each place it in a drug class.
+    pub(super) fn concept(self) -> Concept {
+        let mut concept: Concept = self.code.map(Concept::from).unwrap_or_default();
+        for ingredient in self.ingredient {
+            if let Some(item) = ingredient.item_codeable_concept {
+                let item = Concept::from(item);
+                concept.codes.extend(item.codes);
+                if concept.text.is_none() {
+                    concept.text = item.text;
+                }
+            }
+        }
+        concept
+    }
+}
+
+/// A Medication resource from a Bundle: `Medication/<id>` and what names it.
+pub(super) fn read_medication(json: &str) -> Option<(String, Concept)> {
+    let view: MedicationView = serde_json::from_str(json).ok()?;
+    if view.resource_type.as_deref() != Some("Medication") {
+        return None;
+    }
+    let id = view.id.clone()?;
+    Some((format!("Medication/{id}"), view.concept()))
+}
+
+/// The concept of a `medicationReference`: a contained Medication (`#id`) now; a reference to a
+/// prefetched Medication is resolved when the whole record has been read.
+fn referenced_medication(reference: Option<&str>, display: Option<&str>, contained: Vec<MedicationView>) -> (Concept, Option<String>) {
+    let fallback = || Concept { codes: Vec::new(), text: display.map(str::to_owned) };
+    let Some(reference) = reference else { return (fallback(), None) };
+    if let Some(local) = reference.strip_prefix('#') {
+        let found = contained
+            .into_iter()
+            .find(|m| m.resource_type.as_deref() == Some("Medication") && m.id.as_deref() == Some(local));
+        return match found {
+            Some(medication) => {
+                let mut concept = medication.concept();
+                if concept.text.is_none() {
+                    concept.text = display.map(str::to_owned);
+                }
+                (concept, None)
+            }
+            None => (fallback(), None),
+        };
+    }
+    // `Medication/123`, `Medication/123/_history/2` or an absolute URL ending so.
+    let key = reference
+        .split("/_history/")
+        .next()
+        .and_then(|r| r.rfind("Medication/").map(|at| r[at..].to_owned()));
+    (fallback(), key)
 }
 
 #[derive(Deserialize)]
@@ -356,15 +431,20 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
             })
         }
         ResourceKind::MedicationRequest => {
-            let request: MedicationRequestView = parse(json)?;
+            let mut request: MedicationRequestView = parse(json)?;
             if let Some(read) = screen(&request.resource_type, request.subject.as_ref()) {
                 return Ok(read);
             }
-            let medication = match (&request.medication_codeable_concept, &request.medication_reference) {
-                (Some(value), _) => concept(Some(value)),
-                (None, Some(reference)) => Concept { codes: Vec::new(), text: reference.display.clone() },
-                (None, None) => Concept::default(),
-            };
+            let (medication, medication_reference) =
+                match (&request.medication_codeable_concept, &request.medication_reference) {
+                    (Some(value), _) => (concept(Some(value)), None),
+                    (None, Some(reference)) => referenced_medication(
+                        reference.reference.as_deref(),
+                        reference.display.as_deref(),
+                        std::mem::take(&mut request.contained),
+                    ),
+                    (None, None) => (Concept::default(), None),
+                };
             let dispense = request.dispense_request.as_ref();
             let supply_days = dispense.and_then(|d| d.expected_supply_duration.as_ref()).and_then(|duration| {
                 let value = duration.value.filter(|v| v.is_finite() && *v >= 0.0)?;
@@ -375,6 +455,7 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
             Converted::MedicationRequest(MedicationRequest {
                 reference: reference_of("MedicationRequest", request.id.as_deref()),
                 medication,
+                medication_reference,
                 status: request.status.clone(),
                 intent: request.intent.clone(),
                 authored: request.authored_on.as_ref().map(fhir_date_time),
@@ -565,7 +646,16 @@ struct DraftView {
     status: Option<String>,
     code: Option<LenientConcept>,
     medication_codeable_concept: Option<LenientConcept>,
+    medication_reference: Option<LenientReference>,
+    contained: Vec<MedicationView>,
     reason_code: Vec<LenientConcept>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LenientReference {
+    reference: Option<String>,
+    display: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -639,8 +729,15 @@ pub(super) fn read_draft_orders(
                 None => format!("{resource_type} (draft order {index}, no id)"),
             };
             let selected = selections.is_some_and(|s| s.iter().any(|sel| *sel == reference));
-            let code = view.code.or(view.medication_codeable_concept).map(Concept::from).unwrap_or_default();
+            let (code, medication_reference) = match (view.code.or(view.medication_codeable_concept), view.medication_reference) {
+                (Some(code), _) => (Concept::from(code), None),
+                (None, Some(reference)) => {
+                    referenced_medication(reference.reference.as_deref(), reference.display.as_deref(), view.contained)
+                }
+                (None, None) => (Concept::default(), None),
+            };
             let order = DraftOrder {
+                medication_reference,
                 resource_type,
                 id: view.id,
                 reference,

@@ -9,7 +9,7 @@
 mod convert;
 pub mod model;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -177,6 +177,9 @@ pub struct RecordBuilder {
     resource_limit: usize,
     /// Prefetch keys that hit the resource limit.
     over_limit: HashSet<String>,
+    /// Medications found in any Bundle (often `_include`d beside MedicationRequests), by
+    /// `Medication/<id>`, for `medicationReference`s.
+    medications: HashMap<String, Concept>,
 }
 
 /// Resources read for one call unless configured otherwise: ten times a long chronic-pain history.
@@ -191,6 +194,7 @@ impl RecordBuilder {
             resources_read: 0,
             resource_limit: DEFAULT_RESOURCE_LIMIT,
             over_limit: HashSet::new(),
+            medications: HashMap::new(),
         }
     }
 
@@ -280,7 +284,9 @@ impl RecordBuilder {
                     }
                     self.resources_read += 1;
                     if entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("include") {
-                        self.record.ignored += 1;
+                        if !entry.resource.is_some_and(|resource| self.keep_medication(resource)) {
+                            self.record.ignored += 1;
+                        }
                         continue;
                     }
                     match entry.resource {
@@ -307,6 +313,7 @@ impl RecordBuilder {
     fn add_resource(&mut self, key: &str, expected: ResourceKind, raw: &RawValue) {
         match convert::read(expected, raw.get(), &self.record.patient_id) {
             Ok(convert::Read::Resource(resource)) => self.push(resource),
+            Ok(convert::Read::OtherType) if self.keep_medication(raw) => {}
             Ok(convert::Read::OtherPatient | convert::Read::OtherType) => self.record.ignored += 1,
             Err(error) => {
                 // Read the type and id for the report (and to tell another type from a bad one).
@@ -356,6 +363,17 @@ impl RecordBuilder {
         }
     }
 
+    /// Keeps a Medication resource for `medicationReference`s; false for anything else.
+    fn keep_medication(&mut self, raw: &RawValue) -> bool {
+        match convert::read_medication(raw.get()) {
+            Some((reference, concept)) => {
+                self.medications.insert(reference, concept);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// One report per unreadable resource; the log gets one summary line per call (see the HTTP
     /// layer), so a hostile server cannot flood it.
     fn skip(&mut self, key: &str, resource_type: Option<String>, id: Option<String>, reason: String) {
@@ -395,6 +413,14 @@ impl RecordBuilder {
     pub fn add_draft_orders(&mut self, raw: &RawValue, selections: Option<&[String]>) {
         for (order, error) in convert::read_draft_orders(raw.get(), selections) {
             match (order, error) {
+                // A Medication beside the orders is what a draft's medicationReference names.
+                (Some(order), _) if order.resource_type == "Medication" => {
+                    if let Ok(json) = serde_json::to_string(&order.raw) {
+                        if let Some((reference, concept)) = convert::read_medication(&json) {
+                            self.medications.insert(reference, concept);
+                        }
+                    }
+                }
                 (Some(order), _) => self.record.draft_orders.push(order),
                 (None, Some((resource_type, id, reason))) => self.skip("draftOrders", resource_type, id, reason),
                 (None, None) => {}
@@ -413,6 +439,20 @@ impl RecordBuilder {
             }
         }
         let record = &mut self.record;
+        let resolve = |concept: &mut Concept, reference: &Option<String>| {
+            if let Some(found) = reference.as_ref().and_then(|r| self.medications.get(r)) {
+                concept.codes.extend(found.codes.iter().cloned());
+                if concept.text.is_none() {
+                    concept.text = found.text.clone();
+                }
+            }
+        };
+        for medication in &mut record.medications {
+            resolve(&mut medication.medication, &medication.medication_reference);
+        }
+        for order in &mut record.draft_orders {
+            resolve(&mut order.code, &order.medication_reference);
+        }
         record.conditions.sort_by(|a, b| a.reference.cmp(&b.reference));
         record.observations.sort_by(|a, b| a.reference.cmp(&b.reference));
         record.medications.sort_by(|a, b| a.reference.cmp(&b.reference));

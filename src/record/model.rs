@@ -163,7 +163,11 @@ impl Observation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MedicationRequest {
     pub reference: String,
+    /// The drug: `medicationCodeableConcept`, or the referenced Medication's code and ingredients.
     pub medication: Concept,
+    /// A `medicationReference` to a Medication elsewhere in the prefetch (`Medication/<id>`),
+    /// resolved into `medication` when the record is finished.
+    pub medication_reference: Option<String>,
     pub status: String,
     pub intent: String,
     pub authored: Option<Date>,
@@ -240,6 +244,8 @@ pub struct DraftOrder {
     pub id: Option<String>,
     pub reference: String,
     pub code: Concept,
+    /// As for [`MedicationRequest::medication_reference`].
+    pub medication_reference: Option<String>,
     pub reason: Vec<Concept>,
     pub status: Option<String>,
     /// For order-select: whether the order is one of `context.selections`.
