@@ -45,6 +45,7 @@ pub fn readable(outcome: &Outcome, header: &str) -> String {
             let _ = writeln!(out, "\nsystem action: {}", action.description);
         }
     }
+    let _ = writeln!(out, "\n{}", episode_line(outcome));
     let record = &outcome.record;
     if !record.skipped.is_empty() || record.ignored > 0 {
         let _ = writeln!(out, "\ndata: {} resource(s) skipped, {} ignored", record.skipped.len(), record.ignored);
@@ -60,4 +61,20 @@ pub fn readable(outcome: &Outcome, header: &str) -> String {
         }
     }
     out
+}
+
+/// What the service understood: the episode it recognised (as in `extension["lbp-cds"].episode`).
+fn episode_line(outcome: &Outcome) -> String {
+    let Some(episode) = &outcome.assessment.episode else {
+        return "episode: no low back pain episode recognised".to_owned();
+    };
+    let since = match (episode.start, episode.duration_days) {
+        (Some(start), Some(days)) => format!("since {start} ({days} days)"),
+        (None, Some(days)) => format!("at least {days} days (chronic diagnosis, no date)"),
+        _ => "start unknown (no dated diagnosis)".to_owned(),
+    };
+    let chronic = if episode.is_chronic() { "chronic" } else { "not chronic" };
+    let conditions = episode.conditions();
+    let conditions = if conditions.is_empty() { "from order reasons only".to_owned() } else { conditions.join(", ") };
+    format!("episode: {since}, {chronic}; {conditions}")
 }

@@ -23,6 +23,22 @@ pub struct Episode {
     pub undated: usize,
 }
 
+impl Episode {
+    /// Chronic: a chronic diagnosis, or symptoms for 12 weeks or more.
+    pub fn is_chronic(&self) -> bool {
+        self.chronic_diagnosis || self.duration_days.is_some_and(|days| days >= CHRONIC_DAYS)
+    }
+
+    /// The Conditions that establish the episode (`Condition/<id>`), without order reasons.
+    pub fn conditions(&self) -> Vec<&str> {
+        self.evidence
+            .iter()
+            .map(|evidence| evidence.reference.as_str())
+            .filter(|reference| reference.starts_with("Condition/") || reference.starts_with("Condition ("))
+            .collect()
+    }
+}
+
 /// Finds the current episode: active low back pain diagnoses, grouped with earlier ones while
 /// consecutive diagnoses are less than `episode_gap_days` apart (HEDIS: 180 days), plus draft
 /// imaging orders whose reason is low back pain.

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::assess::{
-    Assessment, ConditionalReason, Evidence, ImagingAssessment, ImagingVerdict, OrderScope, PamaRating,
+    Assessment, ConditionalReason, Episode, Evidence, ImagingAssessment, ImagingVerdict, OrderScope, PamaRating,
     Recommendation, RedFlag, Stage,
 };
 use crate::content::{ActionKind, CardTemplate, Content, RedFlagCategory};
@@ -128,7 +128,29 @@ fn data_report(record: &PatientRecord, assessment: &Assessment) -> serde_json::M
     if !cautions.is_empty() {
         report.insert("nsaidCautions".into(), json!(cautions));
     }
+    if let Some(episode) = &assessment.episode {
+        report.insert("episode".into(), episode_report(episode));
+    }
     report
+}
+
+/// What the service understood the episode to be (`extension["lbp-cds"].episode`), so an
+/// integrator can see at a glance that a record was recognised, and from which Conditions.
+/// Unknown members are left out rather than sent as `null`.
+pub fn episode_report(episode: &Episode) -> Value {
+    let mut report = serde_json::Map::new();
+    if let Some(start) = episode.start {
+        report.insert("start".into(), json!(start.to_string()));
+    }
+    if let Some(days) = episode.duration_days {
+        report.insert("durationDays".into(), json!(days));
+    }
+    report.insert("chronic".into(), json!(episode.is_chronic()));
+    let conditions = episode.conditions();
+    if !conditions.is_empty() {
+        report.insert("conditions".into(), json!(conditions));
+    }
+    Value::Object(report)
 }
 
 fn card_uuid(ctx: &RenderContext<'_>, card_type: &str, subject: &str) -> Uuid {

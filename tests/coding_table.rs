@@ -1,0 +1,209 @@
+//! Decision tables for recognising what EHRs actually send: SNOMED CT descendants of the low
+//! back pain concepts, and medication orders coded as RxNorm clinical or branded drugs, brand
+//! names, `medicationReference`s and local codes with text. One row per way of coding, each
+//! naming where that coding is seen; every row goes through the real server over HTTP.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Row {
+    rule: &'static str,
+    source: &'static str,
+    scenario: Scenario,
+    /// Card types of the checked family, sorted.
+    cards: &'static [&'static str],
+    /// Text the first card of the family must have in its summary (the variant it chose).
+    summary: Option<&'static str>,
+}
+
+fn row(rule: &'static str, source: &'static str, scenario: Scenario, cards: &'static [&'static str]) -> Row {
+    Row { rule, source, scenario, cards, summary: None }
+}
+
+fn saying(mut row: Row, summary: &'static str) -> Row {
+    row.summary = Some(summary);
+    row
+}
+
+async fn run(family: &str, rows: Vec<Row>) {
+    let app = TestApp::spawn().await;
+    let mut failures = Vec::new();
+    for row in rows {
+        let response = app.cards(row.scenario.service(), &row.scenario.body()).await;
+        let got: Vec<String> = card_types(&response).into_iter().filter(|t| t.starts_with(family)).collect();
+        let want: Vec<String> = row.cards.iter().map(|c| (*c).to_owned()).collect();
+        if got != want {
+            failures.push(format!("{} [{}]: cards {got:?}, want {want:?}", row.rule, row.source));
+            continue;
+        }
+        if let Some(expected) = row.summary {
+            let summary = card(&response, row.cards[0])["summary"].as_str().unwrap_or_default().to_owned();
+            if !summary.contains(expected) {
+                failures.push(format!("{} [{}]: summary {summary:?} lacks {expected:?}", row.rule, row.source));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "decision table rows failed:\n{}", failures.join("\n"));
+}
+
+fn mri(scenario: Scenario) -> Scenario {
+    scenario.order(CPT, "72148", "MRI lumbar spine without contrast")
+}
+
+/// A selected draft MedicationRequest with any medication members (a reference, contained
+/// resources, a local code).
+fn draft_medication(mut scenario: Scenario, medication: Value) -> Scenario {
+    let id = format!("medorder-{}", scenario.drafts.len() + 1);
+    let mut resource = json!({
+        "resourceType": "MedicationRequest",
+        "id": id,
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": format!("Patient/{}", scenario.patient_id)}
+    });
+    if let (Some(target), Value::Object(extra)) = (resource.as_object_mut(), medication) {
+        target.extend(extra);
+    }
+    scenario.selections.push(format!("MedicationRequest/{id}"));
+    scenario.drafts.push(resource);
+    scenario
+}
+
+fn local_text(scenario: Scenario, text: &str) -> Scenario {
+    draft_medication(
+        scenario,
+        json!({"medicationCodeableConcept": {"coding": [{"system": "urn:oid:1.2.3.4.6", "code": "F-1"}], "text": text}}),
+    )
+}
+
+fn rxnorm_without_text(scenario: Scenario, rxcui: &str) -> Scenario {
+    // A bare code: only the ingredient map can tell what it is.
+    draft_medication(scenario, json!({"medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxcui}]}}))
+}
+
+#[tokio::test]
+async fn snomed_descendants_and_lumbar_codes_make_an_episode() {
+    let os = |age| Scenario::new("order-sign", age);
+    run("imaging-", vec![
+        row("Chronic low back pain 278860009 recorded yesterday -> chronic (12 weeks or more) -> conditional", "lbp-reference T3; population-simulator problem lists", mri(os(45).condition(SNOMED, "278860009", 1)), &["imaging-conditional"]),
+        row("Acute low back pain 278862001, 2 weeks -> not indicated", "C-CDA problem list samples; ACR LBP variant 1", mri(os(45).condition(SNOMED, "278862001", 14)), &["imaging-not-indicated"]),
+        row("Lumbar radiculopathy 128196005, 2 weeks -> not indicated", "ACR LBP variant 1 (with or without radiculopathy)", mri(os(45).condition(SNOMED, "128196005", 14)), &["imaging-not-indicated"]),
+        row("Prolapsed lumbar disc 76107001, 3 weeks -> not indicated", "ACR LBP variant 1", mri(os(45).condition(SNOMED, "76107001", 21)), &["imaging-not-indicated"]),
+        row("Spinal stenosis of lumbar region 18347007, 2 weeks -> not indicated", "ACR LBP variant 1", mri(os(60).condition(SNOMED, "18347007", 14)), &["imaging-not-indicated"]),
+        row("ICD-10-CM M51.A1 (FY2025 lumbar annulus defect), 2 weeks -> not indicated", "ICD-10-CM FY2025", mri(os(45).condition(ICD10, "M51.A1", 14)), &["imaging-not-indicated"]),
+        row("Chronic back pain 134407002 alone is not low back pain -> conditional, no diagnosis", "lbp-reference T3 (134407002 is any level of the back)", mri(os(45).condition(SNOMED, "134407002", 14)), &["imaging-conditional"]),
+    ])
+    .await;
+    let pv = |age| Scenario::new("patient-view", age);
+    run("red-flag-", vec![
+        row("Retention of urine (SNOMED 267064002) 3 days ago -> cauda equina red flag", "ACR LBP variant 4; lbp-reference T1 CES_SX", pv(50).low_back_pain(7).condition(SNOMED, "267064002", 3), &["red-flag-cauda-equina"]),
+        row("Drug-induced retention of urine R33.0 is excluded from the cauda equina symptoms", "clinical convention: a drug explains it", pv(50).low_back_pain(7).condition(ICD10, "R33.0", 3), &[]),
+        row("Dependent drug abuse 6525002 -> infection red flag (possible IV drug use)", "CMS166 IV Drug Abuse; population-simulator problem lists", pv(33).low_back_pain(14).condition(SNOMED, "6525002", 400), &["red-flag-infection"]),
+        row("Fracture of vertebral column 15724005 last month -> fracture red flag", "ACR LBP variant 6", pv(50).low_back_pain(14).condition(SNOMED, "15724005", 30), &["red-flag-fracture"]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn medications_are_recognised_by_ingredient_whatever_the_coding() {
+    let os = |age| Scenario::new("order-select", age).low_back_pain(14);
+    run("medication-advice", vec![
+        saying(row("RxNorm SCD 1049221 (APAP/oxycodone) without text -> opioid", "RxNorm SCD; population-simulator MedicationRequests", rxnorm_without_text(os(45), "1049221"), &["medication-advice"]), "Opioid"),
+        saying(row("RxNorm SBD 1049625 [Percocet] without text -> opioid", "RxNorm SBD; population-simulator MedicationRequests", rxnorm_without_text(os(45), "1049625"), &["medication-advice"]), "Opioid"),
+        saying(row("RxNorm SCD 1860154 (oxycodone ER) without text -> opioid", "RxNorm SCD; population-simulator MedicationRequests", rxnorm_without_text(os(45), "1860154"), &["medication-advice"]), "Opioid"),
+        saying(row("ingredient added to complete the class: levorphanol 6378 -> opioid", "OMTK RxNav extract (opioid analgesic ingredients)", rxnorm_without_text(os(45), "6378"), &["medication-advice"]), "Opioid"),
+        saying(row("brand name only, local code: 'Norco 5-325 tab' -> opioid", "brand name (convention)", local_text(os(45), "Norco 5-325 tab"), &["medication-advice"]), "Opioid"),
+        saying(row("brand name only, local code: 'VALIUM 5MG TAB' -> benzodiazepine", "brand name (convention)", local_text(os(45), "VALIUM 5MG TAB"), &["medication-advice"]), "Benzodiazepine"),
+        saying(row("local code with ingredient text: 'Midazolam 2 mg/2 mL' -> benzodiazepine (class completed)", "benzodiazepine class", local_text(os(45), "Midazolam 2 mg/2 mL"), &["medication-advice"]), "Benzodiazepine"),
+        row("local code with text of another drug: 'Acetaminophen 500 mg' -> no card", "not in any class", local_text(os(45), "Acetaminophen 500 mg"), &[]),
+        saying(row("medicationReference to a contained Medication coded SCD 1049221 -> opioid", "FHIR R4 MedicationRequest.medicationReference (contained)", draft_medication(os(45), json!({
+            "contained": [{"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": RXNORM, "code": "1049221"}]}}],
+            "medicationReference": {"reference": "#m1"}
+        })), &["medication-advice"]), "Opioid"),
+        saying(row("medicationReference to a contained Medication with a local code and an ingredient 21949 -> muscle relaxant", "FHIR R4 Medication.ingredient.itemCodeableConcept", draft_medication(os(45), json!({
+            "contained": [{"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": "urn:oid:1.2.3.4.6", "code": "X9"}], "text": "Formulary item X9"},
+                           "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RXNORM, "code": "21949"}]}}]}],
+            "medicationReference": {"reference": "#m1", "display": "Formulary item X9"}
+        })), &["medication-advice"]), "Muscle relaxant"),
+        row("medicationReference to a contained Medication that is not there -> no card", "FHIR R4 (unresolvable reference)", draft_medication(os(45), json!({"medicationReference": {"reference": "#missing"}})), &[]),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn a_medication_reference_resolves_to_a_medication_beside_the_orders() {
+    let app = TestApp::spawn().await;
+    let mut scenario = draft_medication(
+        Scenario::new("order-select", 45).low_back_pain(14),
+        json!({"medicationReference": {"reference": "Medication/tram"}}),
+    );
+    scenario.drafts.push(json!({"resourceType": "Medication", "id": "tram", "code": {"coding": [{"system": RXNORM, "code": "10689", "display": "tramadol"}]}}));
+    let response = app.cards(scenario.service(), &scenario.body()).await;
+    assert_eq!(card_types(&response), ["medication-advice"], "{response}");
+    assert!(card(&response, "medication-advice")["summary"].as_str().unwrap().starts_with("Opioid"));
+}
+
+#[tokio::test]
+async fn a_prefetched_medication_names_the_drug_of_a_medication_request_on_record() {
+    // Systemic corticosteroids for 120 days, ordered through medicationReference to a Medication
+    // returned beside the MedicationRequests (`_include`), make the fracture red flag; the same
+    // course as a topical cream does not.
+    let app = TestApp::spawn().await;
+    let course = |medication: &str| {
+        json!({
+            "resourceType": "MedicationRequest", "id": "steroid", "status": "active", "intent": "order",
+            "medicationReference": {"reference": format!("Medication/{medication}")},
+            "subject": {"reference": "Patient/pat-1"},
+            "authoredOn": days_ago(130),
+            "dispenseRequest": {"numberOfRepeatsAllowed": 3, "expectedSupplyDuration": {"value": 30, "unit": "days", "code": "d"}}
+        })
+    };
+    let medications = |request: Value, medication: Value| {
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+            {"resource": request, "search": {"mode": "match"}},
+            {"resource": medication, "search": {"mode": "include"}}
+        ]})
+    };
+    let prednisone = json!({"resourceType": "Medication", "id": "pred", "code": {"coding": [{"system": RXNORM, "code": "312617"}]}});
+    let scenario = Scenario::new("patient-view", 60)
+        .low_back_pain(14)
+        .prefetch_override("medications", Some(medications(course("pred"), prednisone)));
+    let response = app.cards(scenario.service(), &scenario.body()).await;
+    assert!(card_types(&response).contains(&"red-flag-fracture".to_owned()), "{response}");
+
+    let cream = json!({"resourceType": "Medication", "id": "cream", "code": {"coding": [{"system": RXNORM, "code": "106258"}], "text": "Hydrocortisone 10 MG/ML Topical Cream"}});
+    let scenario = Scenario::new("patient-view", 60)
+        .low_back_pain(14)
+        .prefetch_override("medications", Some(medications(course("cream"), cream)));
+    let response = app.cards(scenario.service(), &scenario.body()).await;
+    assert!(!card_types(&response).iter().any(|t| t.starts_with("red-flag-")), "{response}");
+    assert!(response["extension"]["lbp-cds"].get("ignoredResources").is_none(), "the Medication is used, not ignored: {response}");
+}
+
+#[tokio::test]
+async fn every_response_with_an_episode_says_what_was_understood() {
+    let app = TestApp::spawn().await;
+    let scenario = Scenario::new("patient-view", 45).condition(SNOMED, "278860009", 20).condition(ICD10, "M54.50", 10);
+    let response = app.cards(scenario.service(), &scenario.body()).await;
+    let episode = &response["extension"]["lbp-cds"]["episode"];
+    assert_eq!(episode["start"], days_ago(20), "{response}");
+    assert_eq!(episode["durationDays"], 12 * 7, "a chronic diagnosis means at least 12 weeks: {response}");
+    assert_eq!(episode["chronic"], true);
+    assert_eq!(episode["conditions"], json!(["Condition/cond-1", "Condition/cond-2"]));
+
+    let scenario = Scenario::new("patient-view", 45).low_back_pain(10);
+    let response = app.cards(scenario.service(), &scenario.body()).await;
+    let episode = &response["extension"]["lbp-cds"]["episode"];
+    assert_eq!((episode["durationDays"].as_i64(), episode["chronic"].as_bool()), (Some(10), Some(false)), "{response}");
+
+    for scenario in [
+        Scenario::new("patient-view", 45).condition(SNOMED, "134407002", 10),
+        Scenario::new("patient-view", 12).low_back_pain(10),
+        mri(Scenario::new("order-select", 45)),
+    ] {
+        let response = app.cards(scenario.service(), &scenario.body()).await;
+        assert!(response["extension"]["lbp-cds"].get("episode").is_none(), "no episode: {response}");
+    }
+}
