@@ -50,6 +50,8 @@ pub enum Command {
     /// Development keys and signed test tokens, to call a protected server.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run the services over a folder of patient Bundles: the alert burden and coding gaps.
+    Cohort(crate::cohort::CohortArgs),
 }
 
 #[derive(Debug, Subcommand)]

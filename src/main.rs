@@ -69,6 +69,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Token(command) => token(command),
+        Command::Cohort(args) => match lbp_cds::cohort::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        },
         Command::CheckContent(args) => match args.load() {
             Ok(content) => {
                 println!(
