@@ -52,6 +52,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the services over a folder of patient Bundles: the alert burden and coding gaps.
     Cohort(crate::cohort::CohortArgs),
+    /// Clinical content tools: refresh value set expansions from a terminology server.
+    #[command(subcommand)]
+    Content(crate::terminology::ContentCommand),
 }
 
 #[derive(Debug, Subcommand)]

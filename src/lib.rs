@@ -19,3 +19,4 @@ pub mod record;
 pub mod report;
 pub mod startup;
 pub mod telemetry;
+pub mod terminology;

@@ -69,6 +69,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Token(command) => token(command),
+        Command::Content(command) => match lbp_cds::terminology::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        },
         Command::Cohort(args) => match lbp_cds::cohort::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),

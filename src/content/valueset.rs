@@ -12,7 +12,6 @@ pub const EXT_CONFIRMATION: &str = "urn:lbp-cds:confirmation";
 pub const EXT_MATCH: &str = "urn:lbp-cds:match";
 pub const EXT_MODALITY: &str = "urn:lbp-cds:modality";
 pub const EXT_GROUP: &str = "urn:lbp-cds:group";
-pub const EXT_SOURCE: &str = "urn:lbp-cds:source";
 
 /// Filter operations a definition may use (FHIR R4 `filter-operator`). SNOMED CT `is-a` and
 /// `descendent-of` walk the hierarchy; for ICD-10-CM they mean "this code and the codes under it"
