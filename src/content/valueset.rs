@@ -131,7 +131,8 @@ impl ValueSet {
         &self.concepts
     }
 
-    pub(super) fn parse(file: &str, text: &str) -> Result<ValueSet, ContentError> {
+    /// Parses and compiles one value set file (`file` is its path under the content directory).
+    pub fn parse(file: &str, text: &str) -> Result<ValueSet, ContentError> {
         let wire: WireValueSet = serde_json::from_str(text)
             .map_err(|e| ContentError::new(file, "(file)", format!("not a valid ValueSet: {e}")))?;
         if wire.resource_type != "ValueSet" {
