@@ -108,7 +108,7 @@ pub async fn expand_dir(args: &ExpandArgs) -> Result<Vec<(String, Diff)>, String
         .filter(|path| path.extension().and_then(|e| e.to_str()) == Some("json"))
         .collect();
     files.sort();
-    let client = crate::outbound::client();
+    let client = crate::outbound::client()?;
     let base = args.terminology_server.trim_end_matches('/');
     let mut diffs = Vec::new();
     for path in files {
