@@ -97,7 +97,8 @@ pub struct ValueSet {
     /// Code-system versions the expansion was made from (`expansion.parameter` named `version`).
     pub versions: Vec<String>,
     concepts: Vec<ValueSetConcept>,
-    exact: HashMap<(&'static str, String), usize>,
+    /// Per canonical system, normalised code -> concept index (looked up without allocating).
+    exact: HashMap<&'static str, HashMap<String, usize>>,
     prefixes: Vec<(&'static str, String, usize)>,
 }
 
@@ -113,7 +114,7 @@ impl ValueSet {
     pub fn lookup(&self, code: &Code) -> Option<&ValueSetConcept> {
         let system = canonical_system(code.system.as_deref()?)?;
         let normalized = normalize_code(system, code.code.as_deref()?);
-        if let Some(index) = self.exact.get(&(system, normalized.clone())) {
+        if let Some(index) = self.exact.get(system).and_then(|codes| codes.get(normalized.as_ref())) {
             return self.concepts.get(*index);
         }
         self.prefixes
@@ -244,8 +245,8 @@ impl ValueSet {
             let normalized = normalize_code(system, &entry.code);
             let position = set.concepts.len();
             if prefix {
-                set.prefixes.push((system, normalized, position));
-            } else if set.exact.insert((system, normalized), position).is_some() {
+                set.prefixes.push((system, normalized.into_owned(), position));
+            } else if set.exact.entry(system).or_default().insert(normalized.into_owned(), position).is_some() {
                 return Err(ContentError::new(file, field("code"), format!("duplicate code `{}`", entry.code)));
             }
             set.concepts.push(ValueSetConcept {
@@ -344,12 +345,12 @@ pub fn canonical_system(system: &str) -> Option<&'static str> {
 }
 
 /// ICD-10 codes are compared without dots and case ("m5450" = "M54.50"): EHRs send both forms.
-fn normalize_code(system: &str, code: &str) -> String {
+fn normalize_code<'a>(system: &str, code: &'a str) -> std::borrow::Cow<'a, str> {
     let code = code.trim();
     if system.contains("icd-10") || system.contains("ICD10") {
-        code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect()
+        code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect::<String>().into()
     } else {
-        code.to_owned()
+        code.into()
     }
 }
 
