@@ -286,10 +286,10 @@ pub fn request_for(patient: &PatientData, order: SimulatedOrder) -> Value {
         .map(|resource| {
             let mut resource = resource.clone();
             for member in ["subject", "patient"] {
-                if let Some(reference) = resource.get_mut(member).and_then(|m| m.get_mut("reference")) {
-                    if reference.as_str().and_then(|r| r.strip_prefix("urn:uuid:")) == Some(patient.id.as_str()) {
-                        *reference = json!(format!("Patient/{}", patient.id));
-                    }
+                if let Some(reference) = resource.get_mut(member).and_then(|m| m.get_mut("reference"))
+                    && reference.as_str().and_then(|r| r.strip_prefix("urn:uuid:")) == Some(patient.id.as_str())
+                {
+                    *reference = json!(format!("Patient/{}", patient.id));
                 }
             }
             resource

@@ -229,10 +229,10 @@ async fn expand_include(
         }
         let expansion = &body["expansion"];
         for parameter in expansion["parameter"].as_array().into_iter().flatten() {
-            if parameter["name"] == "version" {
-                if let Some(version) = parameter["valueUri"].as_str().or(parameter["valueString"].as_str()) {
-                    versions.insert(version.to_owned());
-                }
+            if parameter["name"] == "version"
+                && let Some(version) = parameter["valueUri"].as_str().or(parameter["valueString"].as_str())
+            {
+                versions.insert(version.to_owned());
             }
         }
         let page: Vec<&Value> = expansion["contains"].as_array().into_iter().flatten().collect();

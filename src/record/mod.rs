@@ -415,10 +415,10 @@ impl RecordBuilder {
             match (order, error) {
                 // A Medication beside the orders is what a draft's medicationReference names.
                 (Some(order), _) if order.resource_type == "Medication" => {
-                    if let Ok(json) = serde_json::to_string(&order.raw) {
-                        if let Some((reference, concept)) = convert::read_medication(&json) {
-                            self.medications.insert(reference, concept);
-                        }
+                    if let Ok(json) = serde_json::to_string(&order.raw)
+                        && let Some((reference, concept)) = convert::read_medication(&json)
+                    {
+                        self.medications.insert(reference, concept);
                     }
                 }
                 (Some(order), _) => self.record.draft_orders.push(order),
