@@ -530,12 +530,13 @@ impl Progress {
     }
 
     fn tick(&self) {
+        // Count under the stderr lock, so the lines come out in order.
+        let mut stderr = std::io::stderr().lock();
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let width = 30;
         let filled = done * width / self.total.max(1);
         let elapsed = self.started.elapsed().as_secs_f64();
         let rate = done as f64 / elapsed.max(0.001);
-        let mut stderr = std::io::stderr().lock();
         let _ = write!(
             stderr,
             "\r[{}{}] {done}/{} patients, {rate:.0}/s",
