@@ -1,4 +1,10 @@
 //! FHIR ValueSets from `cards/valuesets/`, compiled at start-up into hash lookups.
+//!
+//! A file may carry its intensional definition (`compose`) beside the expansion; the service
+//! matches only the expansion (hash lookups stay fast however deep the hierarchy), while the
+//! definition is validated here and refreshed by `lbp-cds content expand`. An expansion older
+//! than its definition would silently miss codes the definition now includes, so it stops
+//! start-up.
 
 use std::collections::HashMap;
 
