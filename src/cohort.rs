@@ -155,11 +155,11 @@ pub struct Report {
 pub fn run(args: &CohortArgs) -> Result<(), String> {
     let content = args.content.load().map_err(|e| e.to_string())?;
     let today = args.clock.today.unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
-    let patients = load(&args.input)?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let patients = load(&args.input, jobs)?;
     if patients.is_empty() {
         return Err(format!("no patients found in {}", args.input.display()));
     }
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let progress = (!args.quiet && std::io::stderr().is_terminal()).then(|| Progress::new(patients.len()));
     let results = evaluate_all(&content, &patients, today, args.order, jobs, progress.as_ref());
     if let Some(progress) = progress {
@@ -178,8 +178,9 @@ pub fn run(args: &CohortArgs) -> Result<(), String> {
 }
 
 /// Reads every `*.json` Bundle and `*.ndjson` file of a folder (or one file), grouping loose
-/// resources by the patient they belong to.
-pub fn load(input: &Path) -> Result<Vec<PatientData>, String> {
+/// resources by the patient they belong to. Bundle files are parsed `jobs` at a time: on a large
+/// population, reading JSON is most of the work.
+pub fn load(input: &Path, jobs: usize) -> Result<Vec<PatientData>, String> {
     let mut files: Vec<PathBuf> = if input.is_dir() {
         std::fs::read_dir(input)
             .map_err(|e| format!("cannot read {}: {e}", input.display()))?
@@ -190,37 +191,35 @@ pub fn load(input: &Path) -> Result<Vec<PatientData>, String> {
         vec![input.to_path_buf()]
     };
     files.sort();
+    let is_ndjson = |path: &PathBuf| path.extension().and_then(|e| e.to_str()) == Some("ndjson");
+    let bundle_files: Vec<&PathBuf> = files.iter().filter(|path| !is_ndjson(path)).collect();
     let mut bundles = Vec::new();
+    for parsed in parallel_map(&bundle_files, jobs, |path| read_bundle(path)) {
+        bundles.push(parsed?);
+    }
     let mut loose: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for path in &files {
+    for path in files.iter().filter(|path| is_ndjson(path)) {
         let name = path.display();
-        if path.extension().and_then(|e| e.to_str()) == Some("ndjson") {
-            let file = std::fs::File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
-            for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
-                let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let value: Value =
-                    serde_json::from_str(&line).map_err(|e| format!("{name} line {}: not JSON ({e})", number + 1))?;
-                if value["resourceType"] == "Bundle" {
-                    bundles.push(value);
-                } else if let Some(patient) = patient_of(&value) {
-                    loose.entry(patient).or_default().push(value);
-                }
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+        for (number, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
+            if line.trim().is_empty() {
+                continue;
             }
-        } else {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
-            let value: Value = serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON ({e})"))?;
-            if value["resourceType"] != "Bundle" {
-                return Err(format!("{name}: not a FHIR Bundle"));
+            let value: Value =
+                serde_json::from_str(&line).map_err(|e| format!("{name} line {}: not JSON ({e})", number + 1))?;
+            if value["resourceType"] == "Bundle" {
+                bundles.push(value);
+            } else if let Some(patient) = patient_of(&value) {
+                loose.entry(patient).or_default().push(value);
             }
-            bundles.push(value);
         }
     }
-    for bundle in bundles {
-        let resources: Vec<Value> =
-            bundle["entry"].as_array().into_iter().flatten().filter_map(|entry| entry.get("resource").cloned()).collect();
+    for mut bundle in bundles {
+        let resources: Vec<Value> = match bundle.get_mut("entry").and_then(Value::as_array_mut) {
+            Some(entries) => entries.iter_mut().filter_map(|entry| entry.get_mut("resource").map(Value::take)).collect(),
+            None => Vec::new(),
+        };
         let owner = resources.iter().find(|r| r["resourceType"] == "Patient").and_then(patient_of);
         for resource in resources {
             if let Some(patient) = patient_of(&resource).or_else(|| owner.clone()) {
@@ -235,6 +234,36 @@ pub fn load(input: &Path) -> Result<Vec<PatientData>, String> {
         .collect())
 }
 
+fn read_bundle(path: &Path) -> Result<Value, String> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON ({e})"))?;
+    if value["resourceType"] != "Bundle" {
+        return Err(format!("{name}: not a FHIR Bundle"));
+    }
+    Ok(value)
+}
+
+/// `f` over `items` on `jobs` threads, results in the order of `items` (CPU work: plain
+/// threads taking the next item from a shared counter).
+fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(index) else { break };
+                let result = f(item);
+                results.lock().unwrap_or_else(|e| e.into_inner()).push((index, result));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
 /// The id of the patient a resource belongs to: its own id for a Patient, else its subject or
 /// patient reference (`Patient/<id>` or `urn:uuid:<id>`, as transaction Bundles write them).
 /// A Medication belongs to no patient; it is kept with the patient whose Bundle holds it.
@@ -247,7 +276,7 @@ fn patient_of(resource: &Value) -> Option<String> {
     Some(id.split('/').next().unwrap_or(id).to_owned())
 }
 
-/// Every patient through the services, `jobs` at a time (CPU work: plain threads).
+/// Every patient through the services, `jobs` at a time.
 pub fn evaluate_all(
     content: &Content,
     patients: &[PatientData],
@@ -256,24 +285,13 @@ pub fn evaluate_all(
     jobs: usize,
     progress: Option<&Progress>,
 ) -> Vec<PatientResult> {
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(patients.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(patients.len()) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(patient) = patients.get(index) else { break };
-                let result = evaluate_patient(content, patient, today, order);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((index, result));
-                if let Some(progress) = progress {
-                    progress.tick();
-                }
-            });
+    parallel_map(patients, jobs, |patient| {
+        let result = evaluate_patient(content, patient, today, order);
+        if let Some(progress) = progress {
+            progress.tick();
         }
-    });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
+        result
+    })
 }
 
 /// One patient as one hook request: prefetch filled the way the services' templates ask for it.
