@@ -207,3 +207,27 @@ async fn every_response_with_an_episode_says_what_was_understood() {
         assert!(response["extension"]["lbp-cds"].get("episode").is_none(), "no episode: {response}");
     }
 }
+
+#[tokio::test]
+async fn a_steroid_course_ordered_by_brand_or_product_makes_the_fracture_red_flag() {
+    let app = TestApp::spawn().await;
+    let course = json!({
+        "authoredOn": days_ago(130),
+        "dispenseRequest": {"numberOfRepeatsAllowed": 3, "expectedSupplyDuration": {"value": 30, "unit": "days", "code": "d"}}
+    });
+    let pv = || Scenario::new("patient-view", 60).low_back_pain(14);
+    let rows = [
+        ("brand only, with a code the map does not know: MEDROL 4MG TAB", pv().medication("local-1", "MEDROL 4MG TAB", course.clone()), true),
+        ("RxNorm SCD 312617 (prednisone 5 MG) without text", pv().medication("312617", "", course.clone()), true),
+        ("another drug, code unknown to the map: Lisinopril 10 mg", pv().medication("local-2", "Lisinopril 10 mg", course.clone()), false),
+    ];
+    for (rule, mut scenario, fracture) in rows {
+        if let Some(text) = scenario.medications[0].pointer_mut("/medicationCodeableConcept/text") {
+            if text == "" {
+                *text = Value::Null;
+            }
+        }
+        let response = app.cards(scenario.service(), &scenario.body()).await;
+        assert_eq!(card_types(&response).contains(&"red-flag-fracture".to_owned()), fracture, "{rule}: {response}");
+    }
+}
