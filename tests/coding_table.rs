@@ -231,3 +231,23 @@ async fn a_steroid_course_ordered_by_brand_or_product_makes_the_fracture_red_fla
         assert_eq!(card_types(&response).contains(&"red-flag-fracture".to_owned()), fracture, "{rule}: {response}");
     }
 }
+
+#[tokio::test]
+async fn an_nsaid_on_record_as_a_bare_product_code_is_seen_by_the_medication_advice() {
+    // Naproxen sodium 220 MG (RxNorm SCD 849574, as population simulators record it) with no
+    // text: only the ingredient map says it is naproxen, an NSAID already prescribed.
+    let app = TestApp::spawn().await;
+    let mut with_nsaid = Scenario::new("order-select", 45)
+        .low_back_pain(14)
+        .medication("849574", "", json!({"authoredOn": days_ago(20)}))
+        .medication_order("1049221", "opioid order");
+    with_nsaid.medications[0]["medicationCodeableConcept"]["text"] = Value::Null;
+    let response = app.cards(with_nsaid.service(), &with_nsaid.body()).await;
+    let detail = card(&response, "medication-advice")["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("**An NSAID is already prescribed:** naproxen"), "{detail}");
+
+    let without = Scenario::new("order-select", 45).low_back_pain(14).medication_order("1049221", "opioid order");
+    let response = app.cards(without.service(), &without.body()).await;
+    let detail = card(&response, "medication-advice")["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(!detail.contains("already prescribed"), "{detail}");
+}

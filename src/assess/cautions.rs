@@ -8,7 +8,7 @@ use time::{Date, Duration};
 
 use super::{AgeGroup, Evidence};
 use crate::content::factors::{CautionKind, CautionLevel, CautionLookback};
-use crate::content::{Content, ValueSet, ValueSetConcept};
+use crate::content::{Content, DrugMap, FoundIngredient, ValueSet, ValueSetConcept};
 use crate::record::{Answer, Concept, MedicationRequest, PatientRecord, ResourceKind};
 
 /// One reason an NSAID would harm this patient, with what in the record showed it.
@@ -80,7 +80,7 @@ pub(super) fn assess(
     let thresholds = &factors.thresholds;
     let mut out = PatientFactors::default();
     let complete = |kind: ResourceKind| record.availability(kind).is_complete();
-    let nsaid_names = Names::new(content.value_set("nsaids"));
+    let nsaid_names = Names::new(content.value_set("nsaids"), &content.drugs);
     let drugs = classify(record, content, &nsaid_names);
 
     // Conditions (CKD 4-5 or dialysis, GI bleeding or ulcer, heart failure).
@@ -164,13 +164,13 @@ pub(super) fn assess(
     if !complete(ResourceKind::AllergyIntolerance) {
         out.unchecked.push(Unchecked::Allergies);
     }
-    let allergy_names = Names::new(content.value_set("nsaid-allergy"));
+    let allergy_names = Names::new(content.value_set("nsaid-allergy"), &content.drugs);
     for allergy in record.allergies.iter().filter(|a| a.counts()) {
         let by_word = || {
             let text = all_text(&allergy.code);
             super::imaging::has_phrase(&text, &thresholds.allergy_text).then(|| allergy.code.label())
         };
-        let mut haystack = None;
+        let mut haystack = Haystack::default();
         let name = nsaid_names
             .find(&allergy.code, &mut haystack)
             .or_else(|| allergy_names.find(&allergy.code, &mut haystack))
@@ -346,26 +346,48 @@ struct Drug<'a> {
 struct Names<'a> {
     set: &'a ValueSet,
     names: Vec<(String, &'a ValueSetConcept)>,
+    /// RxNorm products and brands to ingredients (`rxnorm-ingredients.json`).
+    drugs: &'a DrugMap,
+}
+
+/// What is worked out once per medication and shared by every set it is tried against: its
+/// words, and its ingredients through the RxNorm product and brand map.
+#[derive(Default)]
+struct Haystack {
+    words: Option<String>,
+    ingredients: Option<Vec<FoundIngredient>>,
 }
 
 impl<'a> Names<'a> {
-    fn new(set: &'a ValueSet) -> Names<'a> {
+    fn new(set: &'a ValueSet, drugs: &'a DrugMap) -> Names<'a> {
         let names = set
             .concepts()
             .iter()
             .filter(|c| !c.display.trim().is_empty())
             .map(|c| (super::imaging::words(&c.display), c))
             .collect();
-        Names { set, names }
+        Names { set, names, drugs }
     }
 
     /// The ingredient name and group of `concept`, if it is in the set. `haystack` caches the
     /// concept's words across sets.
-    fn find(&self, concept: &Concept, haystack: &mut Option<String>) -> Option<(String, Option<String>)> {
+    fn find(&self, concept: &Concept, haystack: &mut Haystack) -> Option<(String, Option<String>)> {
         if let Some(m) = self.set.match_concept(concept) {
             return Some((m.concept.display.clone(), m.concept.group.clone()));
         }
-        let haystack = haystack.get_or_insert_with(|| super::imaging::words(&all_text(concept)));
+        // A product code (SCD, SBD, packs) or a brand name: through its ingredients.
+        let ingredients = haystack.ingredients.get_or_insert_with(|| self.drugs.ingredients(concept));
+        for ingredient in ingredients.iter() {
+            let code = crate::record::Code {
+                system: Some(crate::content::RXNORM.to_owned()),
+                code: Some(ingredient.rxcui.clone()),
+                display: None,
+            };
+            if let Some(member) = self.set.lookup(&code) {
+                return Some((member.display.clone(), member.group.clone()));
+            }
+        }
+        let haystack = haystack.words.get_or_insert_with(|| super::imaging::words(&all_text(concept)));
         self.names
             .iter()
             .find(|(name, _)| haystack.contains(name.as_str()))
@@ -376,13 +398,13 @@ impl<'a> Names<'a> {
 /// Every medication request of the groups, recognised once.
 fn classify<'a>(record: &'a PatientRecord, content: &Content, nsaids: &Names<'_>) -> Vec<Drug<'a>> {
     let others = [
-        (DrugGroup::Anticoagulant, Names::new(content.value_set("anticoagulants"))),
-        (DrugGroup::Opioid, Names::new(content.value_set("opioids"))),
-        (DrugGroup::MuscleRelaxant, Names::new(content.value_set("muscle-relaxants"))),
+        (DrugGroup::Anticoagulant, Names::new(content.value_set("anticoagulants"), &content.drugs)),
+        (DrugGroup::Opioid, Names::new(content.value_set("opioids"), &content.drugs)),
+        (DrugGroup::MuscleRelaxant, Names::new(content.value_set("muscle-relaxants"), &content.drugs)),
     ];
     let mut out = Vec::new();
     for medication in &record.medications {
-        let mut haystack = None;
+        let mut haystack = Haystack::default();
         let found = nsaids
             .find(&medication.medication, &mut haystack)
             .map(|found| (DrugGroup::Nsaid, found))
