@@ -222,10 +222,10 @@ async fn a_steroid_course_ordered_by_brand_or_product_makes_the_fracture_red_fla
         ("another drug, code unknown to the map: Lisinopril 10 mg", pv().medication("local-2", "Lisinopril 10 mg", course.clone()), false),
     ];
     for (rule, mut scenario, fracture) in rows {
-        if let Some(text) = scenario.medications[0].pointer_mut("/medicationCodeableConcept/text") {
-            if text == "" {
-                *text = Value::Null;
-            }
+        if let Some(text) = scenario.medications[0].pointer_mut("/medicationCodeableConcept/text")
+            && text == ""
+        {
+            *text = Value::Null;
         }
         let response = app.cards(scenario.service(), &scenario.body()).await;
         assert_eq!(card_types(&response).contains(&"red-flag-fracture".to_owned()), fracture, "{rule}: {response}");
