@@ -127,6 +127,11 @@ async fn medications_are_recognised_by_ingredient_whatever_the_coding() {
                            "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RXNORM, "code": "21949"}]}}]}],
             "medicationReference": {"reference": "#m1", "display": "Formulary item X9"}
         })), &["medication-advice"]), "Muscle relaxant"),
+        saying(row("another contained resource of an odd shape beside the Medication does not spoil the order", "FHIR R4 contained resources", draft_medication(os(45), json!({
+            "contained": [{"resourceType": "Basic", "id": "b1", "code": "not-a-concept"},
+                          {"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": RXNORM, "code": "1049221"}]}}],
+            "medicationReference": {"reference": "#m1"}
+        })), &["medication-advice"]), "Opioid"),
         row("medicationReference to a contained Medication that is not there -> no card", "FHIR R4 (unresolvable reference)", draft_medication(os(45), json!({"medicationReference": {"reference": "#missing"}})), &[]),
     ])
     .await;

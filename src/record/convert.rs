@@ -150,9 +150,10 @@ struct MedicationRequestView {
     dispense_request: Option<DispenseView>,
     #[serde(default)]
     dosage_instruction: Vec<DosageView>,
-    /// Only contained Medications are read; other contained resources are skipped.
+    /// Kept unparsed: only a contained Medication that a `medicationReference` names is read, so
+    /// another contained resource of any shape cannot make the request unreadable.
     #[serde(default)]
-    contained: Vec<MedicationView>,
+    contained: Vec<serde_json::Value>,
 }
 
 /// A Medication (contained or prefetched), read leniently: only what names its drug.
@@ -201,13 +202,18 @@ pub(super) fn read_medication(json: &str) -> Option<(String, Concept)> {
 
 /// The concept of a `medicationReference`: a contained Medication (`#id`) now; a reference to a
 /// prefetched Medication is resolved when the whole record has been read.
-fn referenced_medication(reference: Option<&str>, display: Option<&str>, contained: Vec<MedicationView>) -> (Concept, Option<String>) {
+fn referenced_medication(
+    reference: Option<&str>,
+    display: Option<&str>,
+    contained: Vec<serde_json::Value>,
+) -> (Concept, Option<String>) {
     let fallback = || Concept { codes: Vec::new(), text: display.map(str::to_owned) };
     let Some(reference) = reference else { return (fallback(), None) };
     if let Some(local) = reference.strip_prefix('#') {
         let found = contained
             .into_iter()
-            .find(|m| m.resource_type.as_deref() == Some("Medication") && m.id.as_deref() == Some(local));
+            .find(|m| m["resourceType"] == "Medication" && m["id"] == local)
+            .and_then(|m| serde_json::from_value::<MedicationView>(m).ok());
         return match found {
             Some(medication) => {
                 let mut concept = medication.concept();
@@ -647,7 +653,7 @@ struct DraftView {
     code: Option<LenientConcept>,
     medication_codeable_concept: Option<LenientConcept>,
     medication_reference: Option<LenientReference>,
-    contained: Vec<MedicationView>,
+    contained: Vec<serde_json::Value>,
     reason_code: Vec<LenientConcept>,
 }
 
