@@ -335,6 +335,7 @@ pub fn request_for(patient: &PatientData, order: SimulatedOrder) -> Value {
         "procedures": bundle(of_type(&["Procedure"])),
         "serviceRequests": bundle(of_type(&["ServiceRequest"])),
         "questionnaireResponses": bundle(of_type(&["QuestionnaireResponse"])),
+        "allergies": bundle(of_type(&["AllergyIntolerance"])),
     });
     let mut context = json!({"userId": "Practitioner/cohort", "patientId": patient.id});
     let hook = match order.draft(&patient.id) {
