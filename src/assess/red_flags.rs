@@ -86,7 +86,7 @@ fn rule_flags(
             criteria::find(record, content, criterion, today).into_iter().partition(|hit| hit.current);
         if !current.is_empty() {
             flags.push(flag(current.into_iter().map(|hit| hit.evidence).collect()));
-        } else if !past.is_empty() && !rule.imaging_only {
+        } else if !past.is_empty() && rule.show_history {
             history.push(flag(past.into_iter().map(|hit| hit.evidence).collect()));
         }
     }

@@ -273,12 +273,17 @@ pub struct RedFlagRule {
     /// Only where ACR rates an imaging order (older age alone): no card on patient-view, and
     /// routine guidance does not yield to it.
     pub imaging_only: bool,
+    /// Outside its window the finding is shown as history (`past-red-flags`); off for findings
+    /// whose history says nothing (an old fever, a sprained ankle years ago).
+    pub show_history: bool,
     pub guideline: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireRedFlagRule {
+    #[serde(default = "yes")]
+    show_history: bool,
     id: String,
     category: RedFlagCategory,
     #[serde(default)]
@@ -813,6 +818,7 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
             finding: rule.finding,
             min_age_years: rule.min_age_years,
             imaging_only: rule.imaging_only,
+            show_history: rule.show_history,
             guideline: rule.guideline,
         });
     }
@@ -952,6 +958,10 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
         imaging,
         passive_modality_text: wire.passive_modality_text,
     })
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A value set, the resource kinds to search (default: Condition) and a look-back.
