@@ -69,7 +69,7 @@ fn main() -> ExitCode {
             let Some(service) = service else {
                 return fail("no service for this request: pass --service ID or a request with a known `hook`");
             };
-            let today = args.clock.today.unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
+            let today = args.clock.clinical_date();
             let options = Options { mirror_system_actions: args.pama_extension_mirror, start_back_app_url: None };
             match evaluate::evaluate_body(&content, service, &body, today, &options) {
                 Ok(outcome) if args.json => {
@@ -105,6 +105,9 @@ async fn serve(listen: std::net::SocketAddr, content: Content, settings: Setting
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     if let Some(today) = settings.fixed_today {
         tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
+    } else {
+        let zone = settings.time_zone.clone().unwrap_or_else(lbp_cds::clock::host_time_zone);
+        tracing::info!(time_zone = zone.iana_name().unwrap_or("(unnamed)"), today = %settings.today(), "clinical date");
     }
     tracing::info!(address = %local, "lbp-cds listening; discovery at http://{local}/cds-services");
     let state = AppState::new(content, settings);

@@ -265,3 +265,22 @@ async fn red_flag_cards_explain_themselves() {
     assert!(detail.contains("variant 4"), "guideline missing: {detail}");
     assert!(detail.contains(&lbp_ref) && detail.contains("1 week"), "duration and its source missing: {detail}");
 }
+
+/// Today is the clinic's today: the 6-week boundary moves with `--time-zone` (through the server).
+#[tokio::test]
+async fn the_clinical_date_is_the_clinics() {
+    use lbp_cds::clock::{date_at, parse_time_zone};
+    let east = parse_time_zone("Pacific/Kiritimati").unwrap();
+    let west = parse_time_zone("Pacific/Pago_Pago").unwrap();
+    let onset = (date_at(jiff::Timestamp::now(), &east) - time::Duration::days(42)).to_string();
+    let scenario = Scenario::new("order-sign", 45)
+        .condition_full(ICD10, "M54.50", json!({"onsetDateTime": onset}))
+        .order(CPT, "72148", "MRI lumbar");
+    for (zone, want) in [(east, "imaging-conditional"), (west, "imaging-not-indicated")] {
+        let settings = lbp_cds::config::Settings { time_zone: Some(zone.clone()), ..lbp_cds::config::Settings::default() };
+        let app = TestApp::spawn_with(settings).await;
+        let response = app.cards("lbp-order-sign", &scenario.body()).await;
+        let types = card_types(&response);
+        assert!(types.contains(&want.to_owned()), "{:?}: {types:?} (ACR LBP variant 1 before 6 weeks, local date)", zone.iana_name());
+    }
+}
