@@ -206,12 +206,11 @@ fn routine(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Recommendation> 
         }
         // Not before a second session could have taken place.
         let gap = i64::from(thresholds.continue_therapy_min_gap_days);
-        if therapy_known && therapy.pt_sessions.len() == 1 {
-            if let Some((date, session)) = therapy.pt_sessions.iter().next() {
-                if days_between(*date, today) >= gap {
-                    out.push(Recommendation::ContinueTherapy { session: session.clone() });
-                }
-            }
+        if let (true, 1, Some((date, session))) =
+            (therapy_known, therapy.pt_sessions.len(), therapy.pt_sessions.iter().next())
+            && days_between(*date, today) >= gap
+        {
+            out.push(Recommendation::ContinueTherapy { session: session.clone() });
         }
         if let Some(days) = episode.duration_days {
             let early = i64::from(thresholds.reassess_early_weeks) * 7;

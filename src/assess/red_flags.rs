@@ -45,7 +45,7 @@ pub(super) fn find(
         flags.push(flag);
     }
     flags.sort_by(|a, b| a.category.cmp(&b.category));
-    history.sort_by(|a, b| a.category.cmp(&b.category));
+    history.sort_by_key(|flag| flag.category);
     Findings { current: flags, history }
 }
 

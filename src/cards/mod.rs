@@ -480,10 +480,8 @@ fn guidance_card(
         .join("\n\n");
     vars.insert("cautions", cautions_markdown);
     let mut card = build_card(template, vars, uuid, variant, &target);
-    if let Some((_, text)) = applied.first() {
-        if let Some(summary) = &text.summary {
-            card.summary = shorten(&uppercase_first(summary.render(lookup).trim()), SUMMARY_LIMIT);
-        }
+    if let Some(summary) = applied.first().and_then(|(_, text)| text.summary.as_ref()) {
+        card.summary = shorten(&uppercase_first(summary.render(lookup).trim()), SUMMARY_LIMIT);
     }
     if let Some(strongest) = applied.iter().filter_map(|(_, text)| text.indicator).max() {
         card.indicator = card.indicator.max(strongest);
