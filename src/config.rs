@@ -114,9 +114,20 @@ impl ContentArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClockArgs {
     /// Evaluate as if today were this date (YYYY-MM-DD): for audits, demos and tests.
-    /// Default: the system clock's date (UTC).
+    /// Default: the system clock's date in `--time-zone`.
     #[arg(long, env = "LBP_CDS_TODAY", value_parser = parse_date)]
     pub today: Option<Date>,
+    /// IANA time zone of the clinic (`America/Chicago`): the clinical date is today there.
+    /// Default: the host's time zone.
+    #[arg(long, env = "LBP_CDS_TIME_ZONE", value_parser = crate::clock::parse_time_zone)]
+    pub time_zone: Option<jiff::tz::TimeZone>,
+}
+
+impl ClockArgs {
+    /// The clinical date: `--today`, else today in `--time-zone` (the host's by default).
+    pub fn clinical_date(&self) -> Date {
+        crate::clock::today(self.today, self.time_zone.as_ref())
+    }
 }
 
 impl Cli {
@@ -315,6 +326,8 @@ fn parse_date(value: &str) -> Result<Date, String> {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub fixed_today: Option<Date>,
+    /// Time zone of the clinical date; `None`: the host's.
+    pub time_zone: Option<jiff::tz::TimeZone>,
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub log_patient_ids: bool,
@@ -338,6 +351,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             fixed_today: None,
+            time_zone: None,
             body_limit_bytes: defaults::BODY_LIMIT_BYTES,
             request_timeout_ms: defaults::REQUEST_TIMEOUT_MS,
             log_patient_ids: false,
@@ -379,6 +393,7 @@ impl Settings {
                 allow_http,
             },
             fixed_today: args.clock.today,
+            time_zone: args.clock.time_zone.clone(),
             body_limit_bytes: args.body_limit_bytes,
             request_timeout_ms: args.request_timeout_ms,
             log_patient_ids: args.log_patient_ids,
@@ -387,9 +402,9 @@ impl Settings {
         }
     }
 
-    /// The clinical date: fixed when configured, else today's date in UTC.
+    /// The clinical date: fixed when configured, else today in the configured time zone.
     pub fn today(&self) -> Date {
-        self.fixed_today.unwrap_or_else(|| time::OffsetDateTime::now_utc().date())
+        crate::clock::today(self.fixed_today, self.time_zone.as_ref())
     }
 
     pub fn options(&self) -> Options {

@@ -7,6 +7,7 @@ pub mod assess;
 pub mod auth;
 pub mod cards;
 pub mod cohort;
+pub mod clock;
 pub mod config;
 pub mod content;
 pub mod evaluate;

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             let Some(service) = service else {
                 return fail("no service for this request: pass --service ID or a request with a known `hook`");
             };
-            let today = args.clock.today.unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
+            let today = args.clock.clinical_date();
             let options = Options { mirror_system_actions: args.pama_extension_mirror, start_back_app_url: None };
             match evaluate::evaluate_body(&content, service, &body, today, &options) {
                 Ok(outcome) if args.json => {

@@ -63,6 +63,9 @@ impl Application {
         }
         if let Some(today) = settings.fixed_today {
             tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
+        } else {
+            let zone = settings.time_zone.clone().unwrap_or_else(crate::clock::host_time_zone);
+            tracing::info!(time_zone = zone.iana_name().unwrap_or("(unnamed)"), today = %settings.today(), "clinical date");
         }
         let state = AppState::new(content, settings).map_err(StartupError::Other)?;
         Ok(Application { listener, state })

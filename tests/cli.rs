@@ -143,3 +143,28 @@ fn token_keygen_and_sign_make_a_usable_jwt() {
     assert_eq!(claims["iss"], "https://ehr.example.org");
     assert!(claims["jti"].is_string());
 }
+
+#[test]
+fn the_clinical_date_follows_the_time_zone() {
+    let dir = tempdir();
+    // In Kiritimati (UTC+14) the date is always a day or two ahead of Pago Pago (UTC-11): an
+    // episode that is exactly 6 weeks old in Kiritimati is still under 6 weeks in Pago Pago.
+    let now = jiff::Timestamp::now();
+    let east = lbp_cds::clock::date_at(now, &lbp_cds::clock::parse_time_zone("Pacific/Kiritimati").unwrap());
+    let onset = (east - time::Duration::days(42)).to_string();
+    let scenario = Scenario::new("order-sign", 45)
+        .condition_full(ICD10, "M54.50", serde_json::json!({"onsetDateTime": onset}))
+        .order(CPT, "72148", "MRI lumbar");
+    let file = write_request(&dir, &scenario);
+    let run = |zone: &str| {
+        let output = binary().arg("evaluate").arg(&file).arg("--json").env("LBP_CDS_TIME_ZONE", zone).env_remove("LBP_CDS_TODAY").output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        card_types(&serde_json::from_slice(&output.stdout).unwrap())
+    };
+    assert!(run("Pacific/Kiritimati").contains(&"imaging-conditional".to_owned()), "6 weeks in Kiritimati");
+    assert!(run("Pacific/Pago_Pago").contains(&"imaging-not-indicated".to_owned()), "under 6 weeks in Pago Pago");
+
+    let output = binary().arg("evaluate").arg(&file).args(["--time-zone", "Mars/Olympus_Mons"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("IANA time zone"), "{}", String::from_utf8_lossy(&output.stderr));
+}

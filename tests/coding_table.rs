@@ -100,7 +100,7 @@ async fn snomed_descendants_and_lumbar_codes_make_an_episode() {
     run("red-flag-", vec![
         row("Retention of urine (SNOMED 267064002) 3 days ago -> cauda equina red flag", "ACR LBP variant 4; lbp-reference T1 CES_SX", pv(50).low_back_pain(7).condition(SNOMED, "267064002", 3), &["red-flag-cauda-equina"]),
         row("Drug-induced retention of urine R33.0 is excluded from the cauda equina symptoms", "clinical convention: a drug explains it", pv(50).low_back_pain(7).condition(ICD10, "R33.0", 3), &[]),
-        row("Dependent drug abuse 6525002 -> infection red flag (possible IV drug use)", "CMS166 IV Drug Abuse; population-simulator problem lists", pv(33).low_back_pain(14).condition(SNOMED, "6525002", 400), &["red-flag-infection"]),
+        row("Dependent drug abuse 6525002 -> infection red flag (possible IV drug use) within its 365-day window", "CMS166 IV Drug Abuse; population-simulator problem lists", pv(33).low_back_pain(14).condition(SNOMED, "6525002", 30), &["red-flag-infection"]),
         row("Fracture of vertebral column 15724005 last month -> fracture red flag", "ACR LBP variant 6", pv(50).low_back_pain(14).condition(SNOMED, "15724005", 30), &["red-flag-fracture"]),
     ])
     .await;

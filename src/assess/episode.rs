@@ -6,9 +6,6 @@ use super::{days_between, Evidence, LumbarOrder};
 use crate::content::Content;
 use crate::record::PatientRecord;
 
-/// Chronic low back pain means symptoms for more than 12 weeks (ACP 2017).
-const CHRONIC_DAYS: i64 = 12 * 7;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Episode {
     /// Earliest onset or recorded date of the episode's diagnoses.
@@ -21,12 +18,17 @@ pub struct Episode {
     pub chronic_diagnosis: bool,
     /// Active diagnoses that carry no date.
     pub undated: usize,
+    /// The latest abatement of a resolved low back pain diagnosis in the episode: a STarT Back
+    /// result from before it belongs to the episode that resolved.
+    pub last_resolved: Option<Date>,
+    /// A chronic diagnosis, or symptoms for `thresholds.chronic_weeks` or more.
+    chronic: bool,
 }
 
 impl Episode {
-    /// Chronic: a chronic diagnosis, or symptoms for 12 weeks or more.
+    /// Chronic: a chronic diagnosis, or symptoms for `thresholds.chronic_weeks` or more.
     pub fn is_chronic(&self) -> bool {
-        self.chronic_diagnosis || self.duration_days.is_some_and(|days| days >= CHRONIC_DAYS)
+        self.chronic
     }
 
     /// The Conditions that establish the episode (`Condition/<id>`), without order reasons.
@@ -112,10 +114,17 @@ pub(super) fn current_episode(
     }
     evidence.extend(order_reasons);
 
+    let chronic_days = i64::from(content.rules.thresholds.chronic_weeks) * 7;
     let mut duration_days = start.map(|start| days_between(start, today));
     if chronic_diagnosis {
-        duration_days = Some(duration_days.unwrap_or(0).max(CHRONIC_DAYS));
+        duration_days = Some(duration_days.unwrap_or(0).max(chronic_days));
     }
+    let last_resolved = diagnoses
+        .iter()
+        .filter(|(condition, _)| !condition.is_active())
+        .filter_map(|(condition, _)| condition.abatement)
+        .filter(|date| *date <= today && start.is_none_or(|start| *date >= start))
+        .max();
     if undated > 0 && start.is_some() {
         notes.push(format!(
             "{undated} active low back pain diagnosis(es) carry no date: symptoms may have lasted longer than the dated diagnoses show."
@@ -124,5 +133,6 @@ pub(super) fn current_episode(
     if duration_days.is_none() {
         notes.push("No onset or recorded date is on record for the low back pain diagnoses: symptom duration is unknown.".into());
     }
-    Some(Episode { start, duration_days, evidence, chronic_diagnosis, undated })
+    let chronic = chronic_diagnosis || duration_days.is_some_and(|days| days >= chronic_days);
+    Some(Episode { start, duration_days, evidence, chronic_diagnosis, undated, last_resolved, chronic })
 }

@@ -1,11 +1,12 @@
 //! What helps instead of imaging: therapy referral, STarT Back stratified care, continuing
-//! therapy, reassessment, medication and passive-modality advice. Red flags come first: none of
-//! this is offered when a red flag is present (the caller checks).
+//! therapy, reassessment (routine guidance, which yields to red flags), and safety advice on
+//! medication and passive-modality orders (which fires beside red flags, stronger where one
+//! raises the risk).
 
 use time::Date;
 
-use super::{episode::Episode, Evidence, OrderScope};
-use crate::content::Content;
+use super::{criteria, days_between, episode::Episode, red_flags::RedFlag, Evidence, OrderScope};
+use crate::content::{CautionTrigger, Content, DRUG_CLASSES};
 use crate::record::{Answer, DraftOrder, PatientRecord, ResourceKind};
 
 /// A draft order a card is about.
@@ -54,6 +55,27 @@ pub enum Stage {
     Early,
     /// 12 weeks or more despite conservative care.
     Late,
+    /// No pain or Oswestry score in the episode: record one (asked once, in a window after 4 weeks).
+    NoScores,
+}
+
+impl Stage {
+    pub fn key(self) -> &'static str {
+        match self {
+            Stage::Early => "early",
+            Stage::Late => "late",
+            Stage::NoScores => "no-scores",
+        }
+    }
+}
+
+/// A caution that makes order advice stronger, with what in the record raised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caution {
+    /// Caution id from `rules.toml` (its text is in the card file).
+    pub id: String,
+    pub guideline: String,
+    pub evidence: Vec<Evidence>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +86,18 @@ pub enum DrugClass {
 }
 
 impl DrugClass {
+    pub const ALL: [DrugClass; 3] = [DrugClass::Opioid, DrugClass::Benzodiazepine, DrugClass::MuscleRelaxant];
+
     pub fn key(self) -> &'static str {
         match self {
             DrugClass::Opioid => "opioid",
             DrugClass::Benzodiazepine => "benzodiazepine",
             DrugClass::MuscleRelaxant => "muscle-relaxant",
         }
+    }
+
+    fn value_set(self) -> &'static str {
+        DRUG_CLASSES.iter().find(|(class, _)| *class == self.key()).map(|(_, set)| *set).unwrap_or_default()
     }
 }
 
@@ -81,8 +109,8 @@ pub enum Recommendation {
     /// The procedures of the one session day.
     ContinueTherapy { session: Vec<Evidence> },
     ReassessProgress { stage: Stage, measures: Vec<Evidence>, care: Vec<Evidence> },
-    MedicationAdvice { order: OrderRef, class: DrugClass },
-    PassiveModality { order: OrderRef, kind: String },
+    MedicationAdvice { order: OrderRef, class: DrugClass, cautions: Vec<Caution> },
+    PassiveModality { order: OrderRef, kind: String, cautions: Vec<Caution> },
 }
 
 impl Recommendation {
@@ -116,10 +144,28 @@ pub(super) struct Inputs<'a> {
     pub episode: &'a Episode,
     /// Whether an order in scope was rated "not indicated" (the referral card goes with it).
     pub imaging_not_indicated: bool,
+    /// Routine guidance is offered (no red flag).
+    pub routine: bool,
+    /// Safety advice on orders is offered (no active cancer treatment, palliative or hospice care).
+    pub safety: bool,
+    /// Red flags, current and past, that may raise the risk of an order.
+    pub flags: &'a [&'a RedFlag],
+    pub age: Option<i32>,
 }
 
 pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Recommendation> {
-    let Inputs { record, content, today, scope, episode, imaging_not_indicated } = *inputs;
+    let mut out = Vec::new();
+    if inputs.routine {
+        out = routine(inputs, notes);
+    }
+    if inputs.safety && inputs.scope != OrderScope::None {
+        out.extend(order_advice(inputs));
+    }
+    out
+}
+
+fn routine(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Recommendation> {
+    let Inputs { record, content, today, scope, episode, imaging_not_indicated, .. } = *inputs;
     let thresholds = &content.rules.thresholds;
     let start = episode
         .start
@@ -129,7 +175,12 @@ pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Rec
     let therapy = therapy(record, content, start, notes);
     let mut out = Vec::new();
 
-    let start_back = start_back(record, content, start, notes);
+    // A resolved diagnosis ends its episode for screening: a result from before it has expired.
+    let screening_from = match episode.last_resolved {
+        Some(resolved) => start.max(resolved + time::Duration::days(1)),
+        None => start,
+    };
+    let start_back = start_back(record, content, screening_from, notes);
     // Low STarT Back risk means self-management without routine therapy (NICE NG59, Hill 2011).
     let low_risk = start_back.as_ref().is_some_and(|result| result.risk == Risk::Low);
     let wants_referral = match scope {
@@ -153,48 +204,140 @@ pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Rec
             }
             None => {}
         }
-        if therapy_known && therapy.pt_sessions.len() == 1 {
-            if let Some(session) = therapy.pt_sessions.values().next() {
-                out.push(Recommendation::ContinueTherapy { session: session.clone() });
-            }
+        // Not before a second session could have taken place.
+        let gap = i64::from(thresholds.continue_therapy_min_gap_days);
+        if let (true, 1, Some((date, session))) =
+            (therapy_known, therapy.pt_sessions.len(), therapy.pt_sessions.iter().next())
+            && days_between(*date, today) >= gap
+        {
+            out.push(Recommendation::ContinueTherapy { session: session.clone() });
         }
         if let Some(days) = episode.duration_days {
             let early = i64::from(thresholds.reassess_early_weeks) * 7;
             let late = i64::from(thresholds.reassess_late_weeks) * 7;
+            let ask_until = early + i64::from(thresholds.reassess_ask_window_days);
             if days >= early && complete(ResourceKind::Observation) {
                 let (improved, measures) = progress(record, content, start, thresholds.improvement_percent);
-                if !improved {
+                if measures.is_empty() {
+                    // Nothing to judge progress by: ask once for a score, not a review at every visit.
+                    if days < ask_until {
+                        out.push(Recommendation::ReassessProgress { stage: Stage::NoScores, measures, care: therapy.any.clone() });
+                    }
+                } else if !improved {
                     let stage = if days >= late && !therapy.any.is_empty() { Stage::Late } else { Stage::Early };
                     out.push(Recommendation::ReassessProgress { stage, measures, care: therapy.any.clone() });
                 }
             }
         }
-    } else {
-        for (index, order) in record.draft_orders.iter().enumerate() {
-            if scope == OrderScope::Selected && !order.selected {
-                continue;
+    }
+    out
+}
+
+/// Medication and passive-modality advice on the draft orders in scope, with the cautions that
+/// apply to this patient.
+fn order_advice(inputs: &Inputs<'_>) -> Vec<Recommendation> {
+    let Inputs { record, content, scope, .. } = *inputs;
+    let mut out = Vec::new();
+    for (index, order) in record.draft_orders.iter().enumerate() {
+        if scope == OrderScope::Selected && !order.selected {
+            continue;
+        }
+        match order.resource_type.as_str() {
+            "MedicationRequest" => {
+                let found = DrugClass::ALL.iter().find_map(|class| {
+                    criteria::medication_match(content, content.value_set(class.value_set()), &order.code).map(|m| (*class, m))
+                });
+                if let Some((class, matched_by)) = found {
+                    let cautions = cautions(inputs, class.key(), index);
+                    out.push(Recommendation::MedicationAdvice { order: order_ref(order, index, matched_by), class, cautions });
+                }
             }
-            match order.resource_type.as_str() {
-                "MedicationRequest" => {
-                    let classes = [
-                        (DrugClass::Opioid, "opioids"),
-                        (DrugClass::Benzodiazepine, "benzodiazepines"),
-                        (DrugClass::MuscleRelaxant, "muscle-relaxants"),
-                    ];
-                    if let Some((class, matched_by)) = classes
+            "ServiceRequest" => {
+                if let Some((kind, matched_by)) = passive_modality(content, order) {
+                    let cautions = cautions(inputs, &kind, index);
+                    if cautions.is_empty() && content.rules.advice.caution_only.contains(&kind) {
+                        continue;
+                    }
+                    out.push(Recommendation::PassiveModality { order: order_ref(order, index, matched_by), kind, cautions });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The cautions of `rules.toml` that apply to an order of this class or kind.
+fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution> {
+    let Inputs { record, content, today, episode, flags, age, .. } = *inputs;
+    let mut out = Vec::new();
+    for rule in content.rules.cautions.iter().filter(|rule| rule.applies_to.iter().any(|k| k == kind)) {
+        let evidence: Vec<Evidence> = match &rule.trigger {
+            CautionTrigger::Record(criterion) => criteria::find(record, content, criterion, today)
+                .into_iter()
+                .filter(|hit| hit.current)
+                .map(|hit| hit.evidence)
+                .collect(),
+            CautionTrigger::WithDrugs(sets) => {
+                let mut evidence = Vec::new();
+                for set in sets {
+                    let set = content.value_set(set);
+                    for (index, other) in record.draft_orders.iter().enumerate() {
+                        if index == draft_index || other.resource_type != "MedicationRequest" {
+                            continue;
+                        }
+                        if let Some(m) = criteria::medication_match(content, set, &other.code) {
+                            evidence.push(Evidence { reference: other.reference.clone(), description: format!("draft order {} ({m})", other.code.label()) });
+                        }
+                    }
+                    for medication in record.medications.iter().filter(|m| matches!(m.status.as_str(), "active" | "on-hold")) {
+                        if let Some(m) = criteria::medication_match(content, set, &medication.medication) {
+                            evidence.push(Evidence {
+                                reference: medication.reference.clone(),
+                                description: format!("active order {} ({m})", medication.medication.label()),
+                            });
+                        }
+                    }
+                }
+                evidence.sort_by(|a, b| a.reference.cmp(&b.reference));
+                evidence.dedup_by(|a, b| a.reference == b.reference);
+                evidence
+            }
+            CautionTrigger::MinAge(min) => match age {
+                Some(age) if age >= *min => {
+                    let reference = record.patient.as_ref().map(|p| p.reference.clone()).unwrap_or_else(|| format!("Patient/{}", record.patient_id));
+                    vec![Evidence { reference, description: format!("age {age} ({min} or over)") }]
+                }
+                _ => Vec::new(),
+            },
+            CautionTrigger::ChronicPain => {
+                let chronic = i64::from(content.rules.thresholds.chronic_weeks) * 7;
+                let why = match episode.duration_days {
+                    Some(days) if days >= chronic => Some(format!("low back pain for {days} days (chronic: {chronic} days or more)")),
+                    Some(_) => None,
+                    None => Some("symptom duration unknown: chronic pain not excluded".to_owned()),
+                };
+                why.map(|why| {
+                    episode
+                        .evidence
                         .iter()
-                        .find_map(|(class, set)| content.drug_in_class(set, &order.code).map(|m| (*class, m)))
-                    {
-                        out.push(Recommendation::MedicationAdvice { order: order_ref(order, index, matched_by), class });
-                    }
-                }
-                "ServiceRequest" => {
-                    if let Some((kind, matched_by)) = passive_modality(content, order) {
-                        out.push(Recommendation::PassiveModality { order: order_ref(order, index, matched_by), kind });
-                    }
-                }
-                _ => {}
+                        .map(|e| Evidence { reference: e.reference.clone(), description: format!("{}; {why}", e.description) })
+                        .collect()
+                })
+                .unwrap_or_default()
             }
+            CautionTrigger::RedFlags { rules, categories } => flags
+                .iter()
+                .filter(|flag| rules.contains(&flag.rule) || categories.contains(&flag.category))
+                .flat_map(|flag| {
+                    flag.evidence
+                        .iter()
+                        .map(|e| Evidence { reference: e.reference.clone(), description: format!("{}: {}", flag.finding, e.description) })
+                })
+                .collect(),
+        };
+        if !evidence.is_empty() {
+            out.push(Caution { id: rule.id.clone(), guideline: rule.guideline.clone(), evidence });
         }
     }
     out
@@ -213,6 +356,9 @@ fn order_ref(order: &DraftOrder, index: usize, matched_by: String) -> OrderRef {
 fn passive_modality(content: &Content, order: &DraftOrder) -> Option<(String, String)> {
     if let Some(m) = content.value_set("passive-modalities").match_concept(&order.code) {
         return Some((m.concept.group.clone().unwrap_or_else(|| "passive modality".into()), m.concept.describe()));
+    }
+    if let Some(m) = content.value_set("spinal-manipulation").match_concept(&order.code) {
+        return Some(("manipulation".to_owned(), m.concept.describe()));
     }
     let text = order.code.label();
     content

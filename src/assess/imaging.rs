@@ -61,8 +61,8 @@ pub enum ConditionalReason {
 pub enum ImagingVerdict {
     /// No red flag and symptoms shorter than the threshold (ACR variant 1).
     NotIndicated { variant: String },
-    /// A red flag is present; `rating` is the best rating of the ordered modality across the
-    /// variants that apply.
+    /// A red flag is present; `rating` is the ordered modality's rating in the variant of the most
+    /// urgent red flag (`rules.toml` `imaging.urgency`).
     Indicated { variants: Vec<String>, rating: AcrRating, categories: Vec<RedFlagCategory> },
     /// No red flag, but the order cannot be rated from the record.
     Conditional(ConditionalReason),
@@ -166,18 +166,12 @@ pub(super) fn assess_orders(
         .into_iter()
         .map(|order| {
             let (verdict, pama) = if !categories.is_empty() {
-                let applicable: Vec<_> = categories.iter().filter_map(|c| variant_for(c.key())).collect();
-                let rating = applicable
-                    .iter()
-                    .map(|variant| variant.rating(order.modality))
-                    .min_by_key(|rating| match rating {
-                        AcrRating::UsuallyAppropriate => 0,
-                        AcrRating::MayBeAppropriate => 1,
-                        AcrRating::UsuallyNotAppropriate => 2,
-                    })
-                    .unwrap_or(AcrRating::MayBeAppropriate);
-                let mut variants: Vec<String> = applicable.iter().map(|v| v.name.clone()).collect();
-                variants.dedup();
+                // The most urgent red flag sets the rating (cauda equina before osteoporosis),
+                // never the most favourable of the variants that apply.
+                let urgent = content.rules.imaging.urgency.iter().find(|c| categories.contains(c)).copied();
+                let variant = urgent.and_then(|c| variant_for(c.key()));
+                let rating = variant.map(|v| v.rating(order.modality)).unwrap_or(AcrRating::MayBeAppropriate);
+                let variants: Vec<String> = variant.iter().map(|v| v.name.clone()).collect();
                 let pama = if rating.is_appropriate() { PamaRating::Appropriate } else { PamaRating::NotAppropriate };
                 (ImagingVerdict::Indicated { variants, rating, categories: categories.clone() }, Some(pama))
             } else {

@@ -2,6 +2,7 @@
 //! so every rule is a table of cases in the tests and a line in a benchmark.
 
 mod cautions;
+mod criteria;
 mod episode;
 mod guidance;
 mod imaging;
@@ -11,7 +12,7 @@ use time::Date;
 
 pub use cautions::{NsaidCaution, PatientFactors, Pregnancy, Unchecked};
 pub use episode::Episode;
-pub use guidance::{classify as start_back_risk, DrugClass, OrderRef, Recommendation, Risk, Stage, StartBack};
+pub use guidance::{classify as start_back_risk, Caution, DrugClass, OrderRef, Recommendation, Risk, Stage, StartBack};
 pub use imaging::{ConditionalReason, ImagingAssessment, ImagingVerdict, LumbarOrder, PamaRating};
 pub use red_flags::RedFlag;
 
@@ -48,9 +49,13 @@ pub struct Assessment {
     pub age: AgeGroup,
     /// The current low back pain episode, if the record shows one.
     pub episode: Option<Episode>,
+    /// Red flags in their windows (some count only for imaging: `RedFlag::imaging_only`).
     pub red_flags: Vec<RedFlag>,
+    /// Red-flag diagnoses on record outside their windows: history, not a current red flag.
+    pub past_red_flags: Vec<RedFlag>,
     pub imaging: Vec<ImagingAssessment>,
-    /// Guidance on what helps (referral, stratified care, ...); empty when a red flag is present.
+    /// Guidance on what helps (referral, stratified care, ...: none beside a red flag) and
+    /// safety advice on orders (beside red flags too).
     pub recommendations: Vec<Recommendation>,
     /// Missing, incomplete or ambiguous data, in words for the cards.
     pub data_notes: Vec<String>,
@@ -64,8 +69,19 @@ impl Assessment {
         !matches!(self.age, AgeGroup::Child(_))
     }
 
+    /// Whether a physical therapy referral is offered (the imaging warning suggests one only then).
+    pub fn referral_offered(&self) -> bool {
+        self.recommendations.iter().any(|r| matches!(r, Recommendation::PtReferral { .. }))
+    }
+
+    /// Red flags shown for this hook: those that count only for imaging need an imaging order.
+    pub fn shown_red_flags(&self) -> Vec<&RedFlag> {
+        let imaging = !self.imaging.is_empty();
+        self.red_flags.iter().filter(|flag| imaging || !flag.imaging_only).collect()
+    }
+
     pub fn red_flag_categories(&self) -> Vec<RedFlagCategory> {
-        let mut categories: Vec<RedFlagCategory> = self.red_flags.iter().map(|flag| flag.category).collect();
+        let mut categories: Vec<RedFlagCategory> = self.shown_red_flags().iter().map(|flag| flag.category).collect();
         categories.sort();
         categories.dedup();
         categories
@@ -92,6 +108,7 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
             age,
             episode: None,
             red_flags: Vec::new(),
+            past_red_flags: Vec::new(),
             imaging: Vec::new(),
             recommendations: Vec::new(),
             data_notes,
@@ -115,11 +132,15 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
         AgeGroup::Adult(years) | AgeGroup::Child(years) => Some(years),
         AgeGroup::Unknown => None,
     };
-    let red_flags = red_flags::find(record, content, today, age_years, &mut data_notes);
-    let imaging = imaging::assess_orders(orders, record, content, episode.as_ref(), &red_flags);
-    // Red flags come first: no guidance beside them.
+    let findings = red_flags::find(record, content, today, age_years, &mut data_notes);
+    let imaging = imaging::assess_orders(orders, record, content, episode.as_ref(), &findings.current);
+    // Red flags come first: routine guidance yields to them (not to older age alone, which
+    // counts only where ACR rates an imaging order). Safety advice on orders fires beside them.
+    let routine = !findings.current.iter().any(|flag| !flag.imaging_only);
+    let safety = scope == OrderScope::None || advice_allowed(record, content, today, &mut data_notes);
+    let flags: Vec<&RedFlag> = findings.current.iter().chain(&findings.history).collect();
     let recommendations = match &episode {
-        Some(episode) if red_flags.is_empty() => {
+        Some(episode) => {
             let inputs = guidance::Inputs {
                 record,
                 content,
@@ -129,10 +150,14 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
                 imaging_not_indicated: imaging
                     .iter()
                     .any(|i| matches!(i.verdict, ImagingVerdict::NotIndicated { .. })),
+                routine,
+                safety,
+                flags: &flags,
+                age: age_years,
             };
             guidance::recommend(&inputs, &mut data_notes)
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     let factors = cautions::assess(record, content, today, age, episode.as_ref().and_then(|e| e.start));
     // After the threshold, prior conservative care decides ACR variant 2 versus 3.
@@ -146,7 +171,39 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
             }
         }
     }
-    Assessment { age, episode, red_flags, imaging, recommendations, data_notes, factors }
+    Assessment {
+        age,
+        episode,
+        red_flags: findings.current,
+        past_red_flags: findings.history,
+        imaging,
+        recommendations,
+        data_notes,
+        factors,
+    }
+}
+
+/// Medication and modality advice is withheld only in active cancer treatment, palliative or
+/// hospice care (`rules.toml` `[[advice_suppressions]]`), and says so.
+fn advice_allowed(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> bool {
+    for rule in &content.rules.advice_suppressions {
+        let hits: Vec<String> = criteria::find(record, content, &rule.criterion, today)
+            .into_iter()
+            .filter(|hit| hit.current)
+            .map(|hit| format!("`{}`: {}", hit.evidence.reference, hit.evidence.description))
+            .collect();
+        if !hits.is_empty() {
+            notes.push(format!(
+                "{}: medication and modality advice is not given ({}; rule `{}`): {}.",
+                rule.finding,
+                rule.guideline,
+                rule.id,
+                hits.join("; ")
+            ));
+            return false;
+        }
+    }
+    true
 }
 
 /// Whole days from `from` to `to` (negative when `from` is later).

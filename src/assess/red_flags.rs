@@ -2,9 +2,9 @@
 
 use time::Date;
 
-use super::{days_between, Evidence};
-use crate::content::{Content, Lookback, RedFlagCategory};
-use crate::record::{Concept, MedicationRequest, Observation, PatientRecord, Quantity};
+use super::{criteria, days_between, Evidence};
+use crate::content::{Content, RedFlagCategory};
+use crate::record::{MedicationRequest, Observation, PatientRecord, Quantity};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedFlag {
@@ -14,6 +14,15 @@ pub struct RedFlag {
     pub finding: String,
     pub guideline: String,
     pub evidence: Vec<Evidence>,
+    /// Counts only where ACR rates an imaging order (older age alone).
+    pub imaging_only: bool,
+}
+
+/// Red flags in their windows, and red-flag diagnoses on record outside them (history).
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    pub current: Vec<RedFlag>,
+    pub history: Vec<RedFlag>,
 }
 
 pub(super) fn find(
@@ -22,9 +31,10 @@ pub(super) fn find(
     today: Date,
     age: Option<i32>,
     notes: &mut Vec<String>,
-) -> Vec<RedFlag> {
+) -> Findings {
     let mut flags = Vec::new();
-    condition_flags(record, content, today, age, &mut flags);
+    let mut history = Vec::new();
+    rule_flags(record, content, today, age, &mut flags, &mut history);
     if let Some(flag) = fever(record, content, today, notes) {
         flags.push(flag);
     }
@@ -35,15 +45,17 @@ pub(super) fn find(
         flags.push(flag);
     }
     flags.sort_by(|a, b| a.category.cmp(&b.category));
-    flags
+    history.sort_by_key(|flag| flag.category);
+    Findings { current: flags, history }
 }
 
-fn condition_flags(
+fn rule_flags(
     record: &PatientRecord,
     content: &Content,
     today: Date,
     age: Option<i32>,
     flags: &mut Vec<RedFlag>,
+    history: &mut Vec<RedFlag>,
 ) {
     for rule in &content.rules.red_flags {
         if let Some(min_age) = rule.min_age_years {
@@ -51,43 +63,31 @@ fn condition_flags(
                 continue;
             }
         }
-        let set = content.value_set(&rule.value_set);
-        let evidence: Vec<Evidence> = record
-            .conditions
-            .iter()
-            .filter(|condition| condition.counts())
-            .filter_map(|condition| {
-                let matched = set.match_concept(&condition.code)?;
-                let in_window = match rule.lookback {
-                    Lookback::AnyTime => true,
-                    Lookback::Days(days) => {
-                        condition.is_active()
-                            || condition.last_date().is_some_and(|d| days_between(d, today) <= i64::from(days))
-                    }
-                };
-                if !in_window {
-                    return None;
-                }
-                let status = condition.clinical_status.as_deref().unwrap_or("no clinical status");
-                let date = condition.first_date().map(|d| format!(", since {d}")).unwrap_or_default();
-                Some(Evidence {
-                    reference: condition.reference.clone(),
-                    description: format!("{} ({status}{date})", matched.concept.describe()),
-                })
-            })
-            .collect();
-        if !evidence.is_empty() {
-            let finding = match (rule.min_age_years, age) {
-                (Some(_), Some(age)) => format!("{} (age {age})", rule.finding),
-                _ => rule.finding.clone(),
-            };
-            flags.push(RedFlag {
-                category: rule.category,
-                rule: rule.id.clone(),
-                finding,
-                guideline: rule.guideline.clone(),
-                evidence,
-            });
+        let finding = match (rule.min_age_years, age) {
+            (Some(_), Some(age)) => format!("{} (age {age})", rule.finding),
+            _ => rule.finding.clone(),
+        };
+        let flag = |evidence: Vec<Evidence>| RedFlag {
+            category: rule.category,
+            rule: rule.id.clone(),
+            finding: finding.clone(),
+            guideline: rule.guideline.clone(),
+            evidence,
+            imaging_only: rule.imaging_only,
+        };
+        let Some(criterion) = &rule.criterion else {
+            // An age rule: the patient's age is the evidence.
+            let reference = record.patient.as_ref().map(|p| p.reference.clone()).unwrap_or_else(|| format!("Patient/{}", record.patient_id));
+            let description = format!("age {} on {today}", age.unwrap_or_default());
+            flags.push(flag(vec![Evidence { reference, description }]));
+            continue;
+        };
+        let (current, past): (Vec<_>, Vec<_>) =
+            criteria::find(record, content, criterion, today).into_iter().partition(|hit| hit.current);
+        if !current.is_empty() {
+            flags.push(flag(current.into_iter().map(|hit| hit.evidence).collect()));
+        } else if !past.is_empty() && rule.show_history {
+            history.push(flag(past.into_iter().map(|hit| hit.evidence).collect()));
         }
     }
 }
@@ -156,6 +156,7 @@ fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec
         }
     }
     (!evidence.is_empty()).then(|| RedFlag {
+        imaging_only: false,
         category: RedFlagCategory::Infection,
         rule: "fever-observation".into(),
         finding: format!("Fever ≥ {:.1} °C in the last {window} days", thresholds.fever_celsius),
@@ -186,6 +187,7 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
     }
     let loss = (first.1 - last.1) / first.1 * 100.0;
     (loss > thresholds.weight_loss_percent).then(|| RedFlag {
+        imaging_only: false,
         category: RedFlagCategory::Cancer,
         rule: "weight-loss-observation".into(),
         finding: format!(
@@ -200,29 +202,33 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
     })
 }
 
-/// Routes that make a corticosteroid local rather than systemic.
-const LOCAL_ROUTES: [&str; 10] =
-    ["inhal", "topical", "nasal", "ophthalm", "otic", "cutaneous", "intra-articular", "intraarticular", "dermal", "eye"];
-
-fn is_local_route(routes: &[Concept]) -> bool {
-    routes.iter().any(|route| {
-        let text = std::iter::once(route.text.as_deref().unwrap_or(""))
-            .chain(route.codes.iter().map(|c| c.display.as_deref().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
-        LOCAL_ROUTES.iter().any(|word| text.contains(word))
-    })
+/// Whether a corticosteroid order is local (inhaled, topical, nasal, eye, ear, joint): by a route
+/// code, a whole route word, or a dose-form word in the product's name. Subcutaneous and
+/// transdermal are systemic routes; "cutaneous" must match as a whole word.
+fn is_local(medication: &MedicationRequest, content: &Content) -> bool {
+    let local = &content.rules.corticosteroids;
+    let route_codes = medication.routes.iter().flat_map(|route| route.codes.iter()).filter_map(|c| c.code.as_deref());
+    if route_codes.into_iter().any(|code| local.local_route_codes.iter().any(|c| c == code)) {
+        return true;
+    }
+    let route_text = medication
+        .routes
+        .iter()
+        .flat_map(|route| route.text.iter().map(String::as_str).chain(route.codes.iter().filter_map(|c| c.display.as_deref())))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if super::imaging::has_phrase(&route_text, &local.local_routes) {
+        return true;
+    }
+    let product = std::iter::once(medication.medication.text.as_deref().unwrap_or(""))
+        .chain(medication.medication.codes.iter().filter_map(|c| c.display.as_deref()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    super::imaging::has_phrase(&product, &local.local_forms)
 }
 
 fn is_corticosteroid(medication: &MedicationRequest, content: &Content) -> bool {
-    content.drug_in_class("systemic-corticosteroids", &medication.medication).is_some()
-}
-
-/// A local dose form named in the drug itself ("Hydrocortisone 10 MG/ML Topical Cream",
-/// "budesonide Inhalation Suspension"): orders often carry no route.
-fn is_local_form(medication: &Concept) -> bool {
-    is_local_route(std::slice::from_ref(medication))
+    criteria::medication_match(content, content.value_set("systemic-corticosteroids"), &medication.medication).is_some()
 }
 
 fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> Option<RedFlag> {
@@ -233,8 +239,7 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
     for medication in &record.medications {
         if matches!(medication.status.as_str(), "entered-in-error" | "cancelled" | "draft")
             || !is_corticosteroid(medication, content)
-            || is_local_route(&medication.routes)
-            || is_local_form(&medication.medication)
+            || is_local(medication, content)
         {
             continue;
         }
@@ -288,6 +293,7 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
         covered += days_between(start, end);
     }
     (covered >= i64::from(thresholds.steroid_min_days)).then(|| RedFlag {
+        imaging_only: false,
         category: RedFlagCategory::Fracture,
         rule: "corticosteroid-course".into(),
         finding: format!(

@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::assess::{
-    Assessment, ConditionalReason, Episode, Evidence, ImagingAssessment, ImagingVerdict, OrderScope, PamaRating,
-    Recommendation, RedFlag, Stage,
+    Assessment, Caution, ConditionalReason, Episode, Evidence, ImagingAssessment, ImagingVerdict, OrderScope,
+    PamaRating, Recommendation, RedFlag,
 };
-use crate::content::{ActionKind, CardTemplate, Content, RedFlagCategory};
+use crate::content::{ActionKind, CardTemplate, Content, PAST_RED_FLAGS};
 use crate::hooks::{
     response::{ActionType, LinkType},
     Action, Card, CdsResponse, Coding, Hook, Link, Source, Suggestion,
@@ -66,9 +66,15 @@ pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content
             Hook::OrderSelect | Hook::OrderSign => !assessment.imaging.is_empty(),
         };
     if show_red_flags {
+        let shown = assessment.shown_red_flags();
         for category in assessment.red_flag_categories() {
-            let flags: Vec<&RedFlag> = assessment.red_flags.iter().filter(|f| f.category == category).collect();
-            cards.push(red_flag_card(category, &flags, assessment, content, ctx, &notes));
+            let flags: Vec<&RedFlag> = shown.iter().copied().filter(|f| f.category == category).collect();
+            cards.push(red_flag_card(category.card_type(), &flags, assessment, content, ctx, &notes));
+        }
+        // Past red flags are information on patient-view (a line in the imaging card on orders).
+        if ctx.hook == Hook::PatientView && !assessment.past_red_flags.is_empty() {
+            let past: Vec<&RedFlag> = assessment.past_red_flags.iter().collect();
+            cards.push(red_flag_card(PAST_RED_FLAGS, &past, assessment, content, ctx, &notes));
         }
     }
     if assessment.adult_rules_apply() {
@@ -158,14 +164,14 @@ fn card_uuid(ctx: &RenderContext<'_>, card_type: &str, subject: &str) -> Uuid {
 }
 
 fn red_flag_card(
-    category: RedFlagCategory,
+    card_type: &str,
     flags: &[&RedFlag],
     assessment: &Assessment,
     content: &Content,
     ctx: &RenderContext<'_>,
     notes: &str,
 ) -> Card {
-    let template = content.card(category.card_type());
+    let template = content.card(card_type);
     let finding_summary = shorten(
         &flags.iter().map(|f| lowercase_first(&without_parentheses(&f.finding))).collect::<Vec<_>>().join("; "),
         50,
@@ -176,8 +182,8 @@ fn red_flag_card(
         ("duration", duration_sentence(assessment)),
         ("data_notes", notes.to_owned()),
     ]);
-    let uuid = card_uuid(ctx, category.card_type(), "");
-    let target = Target { order: None, patient_id: ctx.patient_id, content };
+    let uuid = card_uuid(ctx, card_type, "");
+    let target = Target { order: None, patient_id: ctx.patient_id, content, referral_allowed: true };
     build_card(template, vars, uuid, None, &target)
 }
 
@@ -211,7 +217,16 @@ fn imaging_card(
             ("imaging-conditional", acr.to_owned(), "not rated".to_owned(), Some(variant))
         }
     };
-    let red_flags: Vec<&RedFlag> = assessment.red_flags.iter().collect();
+    let red_flags = assessment.shown_red_flags();
+    let past: Vec<&RedFlag> = assessment.past_red_flags.iter().collect();
+    let history = if past.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "**Past red flags** (outside their windows: history, not counted as current red flags):\n\n{}",
+            findings_markdown(&past)
+        )
+    };
     let finding_summary = shorten(
         &assessment.red_flag_categories().iter().map(|c| c.label()).collect::<Vec<_>>().join(", "),
         50,
@@ -227,6 +242,7 @@ fn imaging_card(
         ("finding_summary", finding_summary),
         ("acr_variant", acr_variant),
         ("rating", rating),
+        ("history", history),
         ("data_notes", notes.to_owned()),
         ("medicines", factors::medicines(&assessment.factors, content)),
         ("first_line", factors::first_line(&assessment.factors, content)),
@@ -237,7 +253,14 @@ fn imaging_card(
         }),
     ]);
     let uuid = card_uuid(ctx, card_type, &order.reference);
-    let target = Target { order: order.has_id.then_some(order.reference.as_str()), patient_id: ctx.patient_id, content };
+    let target = Target {
+        order: order.has_id.then_some(order.reference.as_str()),
+        patient_id: ctx.patient_id,
+        content,
+        // No referral suggestion where the pt-referral card withholds one (low STarT Back risk,
+        // therapy already on record or being ordered).
+        referral_allowed: assessment.referral_offered(),
+    };
     build_card(content.card(card_type), vars, uuid, variant, &target)
 }
 
@@ -247,6 +270,8 @@ struct Target<'a> {
     order: Option<&'a str>,
     patient_id: &'a str,
     content: &'a Content,
+    /// Suggestions that create a referral are offered.
+    referral_allowed: bool,
 }
 
 fn build_card(
@@ -270,6 +295,7 @@ fn build_card(
         .iter()
         // A suggestion that removes the order needs an order with an id.
         .filter(|s| target.order.is_some() || s.actions.iter().all(|a| a.kind != ActionKind::DeleteOrder))
+        .filter(|s| target.referral_allowed || s.actions.iter().all(|a| a.kind != ActionKind::CreateReferral))
         .map(|suggestion| Suggestion {
             label: suggestion.label.render(lookup),
             uuid: Uuid::new_v5(&uuid, suggestion.key.as_bytes()).to_string(),
@@ -407,6 +433,7 @@ fn guidance_card(
         ("first_line", factors::first_line(&assessment.factors, content)),
     ]);
     let mut order = None;
+    let mut cautions: &[Caution] = &[];
     let variant = match recommendation {
         Recommendation::PtReferral { evidence } => {
             vars.insert("evidence", evidence_markdown(evidence));
@@ -445,23 +472,26 @@ fn guidance_card(
                     evidence_markdown(&evidence)
                 },
             );
-            vars.insert("finding_summary", format!("no documented improvement, {}", duration_short(assessment)));
-            Some(match stage {
-                Stage::Early => "early",
-                Stage::Late => "late",
-            })
+            let found = match stage {
+                crate::assess::Stage::NoScores => "no pain or Oswestry score recorded in this episode".to_owned(),
+                _ => format!("no documented improvement, {}", duration_short(assessment)),
+            };
+            vars.insert("finding_summary", found);
+            Some(stage.key())
         }
-        Recommendation::MedicationAdvice { order: target, class } => {
+        Recommendation::MedicationAdvice { order: target, class, cautions: found } => {
             vars.insert("order", format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by));
             vars.insert("finding_summary", class.key().replace('-', " "));
             order = Some(target);
+            cautions = found.as_slice();
             Some(class.key())
         }
-        Recommendation::PassiveModality { order: target, kind } => {
+        Recommendation::PassiveModality { order: target, kind, cautions: found } => {
             vars.insert("order", format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by));
             vars.insert("finding_summary", kind.clone());
             order = Some(target);
-            None
+            cautions = found.as_slice();
+            Some(if content.rules.advice.caution_only.contains(kind) { "manipulation" } else { "passive" })
         }
     };
     let subject = order.map(|o| o.reference.as_str()).unwrap_or("");
@@ -470,8 +500,37 @@ fn guidance_card(
         order: order.filter(|o| o.has_id).map(|o| o.reference.as_str()),
         patient_id: ctx.patient_id,
         content,
+        referral_allowed: true,
     };
-    let mut card = build_card(content.card(card_type), vars, uuid, variant, &target);
+    let template = content.card(card_type);
+    // Cautions, most severe first: each adds its advice; the most severe sets the summary and
+    // raises the indicator.
+    let mut applied: Vec<(&Caution, &crate::content::VariantTemplate)> =
+        cautions.iter().filter_map(|c| template.cautions.get(&c.id).map(|text| (c, text))).collect();
+    applied.sort_by_key(|(_, text)| std::cmp::Reverse(text.indicator));
+    let lookup_vars = vars.clone();
+    let lookup = |name: &str| lookup_vars.get(name).map(String::as_str);
+    let cautions_markdown = applied
+        .iter()
+        .map(|(caution, text)| {
+            format!(
+                "{}\n\n*{}; rule `{}`.* Found in the record:\n{}",
+                text.advice.render(lookup).trim(),
+                caution.guideline,
+                caution.id,
+                evidence_markdown(&caution.evidence)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    vars.insert("cautions", cautions_markdown);
+    let mut card = build_card(template, vars, uuid, variant, &target);
+    if let Some(summary) = applied.first().and_then(|(_, text)| text.summary.as_ref()) {
+        card.summary = shorten(&uppercase_first(summary.render(lookup).trim()), SUMMARY_LIMIT);
+    }
+    if let Some(strongest) = applied.iter().filter_map(|(_, text)| text.indicator).max() {
+        card.indicator = card.indicator.max(strongest);
+    }
     if let (Recommendation::StartBackScreening, Some(url)) = (recommendation, &ctx.start_back_app_url) {
         card.links.insert(
             0,
@@ -574,6 +633,11 @@ fn lowercase_first(text: &str) -> String {
         }
         _ => text.to_owned(),
     }
+}
+
+fn uppercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// Drops parenthesised asides, for summaries that must stay short and balanced.

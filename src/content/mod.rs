@@ -38,12 +38,15 @@ mod embedded {
 }
 
 /// Card types, as sent in `source.topic.code` (system `urn:lbp-cds:card-type`).
-pub const CARD_TYPES: [&str; 15] = [
+pub const CARD_TYPES: [&str; 18] = [
     "red-flag-cauda-equina",
     "red-flag-neurologic-deficit",
     "red-flag-cancer",
     "red-flag-infection",
     "red-flag-fracture",
+    "red-flag-prior-surgery",
+    "red-flag-inflammatory",
+    "past-red-flags",
     "imaging-not-indicated",
     "imaging-indicated",
     "imaging-conditional",
@@ -56,10 +59,33 @@ pub const CARD_TYPES: [&str; 15] = [
     "passive-modality",
 ];
 
-/// The guidance card types (what helps instead of imaging); none appears beside a red flag.
+/// The guidance card types (what helps instead of imaging, and safety advice on orders).
 pub fn is_guidance(card_type: &str) -> bool {
-    !card_type.starts_with("red-flag-") && !card_type.starts_with("imaging-")
+    !card_type.starts_with("red-flag-") && !card_type.starts_with("imaging-") && card_type != PAST_RED_FLAGS
 }
+
+/// Safety advice on a draft order: it fires beside red flags too (only end-of-life care or
+/// active cancer treatment withholds it).
+pub fn is_safety_advice(card_type: &str) -> bool {
+    matches!(card_type, "medication-advice" | "passive-modality")
+}
+
+/// Routine guidance (referral, screening, stratified care, continuing therapy, reassessment):
+/// it yields to red flags.
+pub fn is_routine_guidance(card_type: &str) -> bool {
+    is_guidance(card_type) && !is_safety_advice(card_type)
+}
+
+/// Red-flag diagnoses outside their windows: history, shown as information.
+pub const PAST_RED_FLAGS: &str = "past-red-flags";
+
+/// Drug classes the medication rules know, and the value set of each.
+pub const DRUG_CLASSES: [(&str, &str); 4] = [
+    ("opioid", "opioids"),
+    ("benzodiazepine", "benzodiazepines"),
+    ("muscle-relaxant", "muscle-relaxants"),
+    ("sedative", "sedatives"),
+];
 
 /// Variant keys each card type must define (`[variants.<key>]`).
 pub fn required_variants(card_type: &str) -> &'static [&'static str] {
@@ -69,14 +95,15 @@ pub fn required_variants(card_type: &str) -> &'static [&'static str] {
             &["beyond-threshold", "no-prior-care", "after-prior-care", "unknown-duration", "no-diagnosis", "incomplete-data"]
         }
         "stratified-care" => &["low", "medium", "high"],
-        "reassess-progress" => &["early", "late"],
+        "reassess-progress" => &["early", "late", "no-scores"],
+        "passive-modality" => &["passive", "manipulation"],
         "medication-advice" => &["opioid", "benzodiazepine", "muscle-relaxant"],
         _ => &[],
     }
 }
 
 /// Value sets the rules refer to by name (in code, beyond those named in `rules.toml`).
-pub const REQUIRED_VALUE_SETS: [&str; 13] = [
+pub const REQUIRED_VALUE_SETS: [&str; 15] = [
     "lbp-diagnosis",
     "lumbar-imaging",
     "body-temperature",
@@ -87,6 +114,8 @@ pub const REQUIRED_VALUE_SETS: [&str; 13] = [
     "benzodiazepines",
     "muscle-relaxants",
     "passive-modalities",
+    "spinal-manipulation",
+    "sedatives",
     "start-back",
     "pain-scores",
     "oswestry",
@@ -109,6 +138,7 @@ const IMAGING_PLACEHOLDERS: &[&str] = &[
     "first_line",
     "pregnancy",
     "prior_care",
+    "history",
 ];
 const GUIDANCE_PLACEHOLDERS: &[&str] = &[
     "duration",
@@ -122,9 +152,10 @@ const GUIDANCE_PLACEHOLDERS: &[&str] = &[
     "advice",
     "medicines",
     "first_line",
+    "cautions",
 ];
 
-/// The five red-flag categories; each has its own card type.
+/// The red-flag categories; each has its own card type and ACR variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RedFlagCategory {
@@ -133,15 +164,19 @@ pub enum RedFlagCategory {
     Cancer,
     Infection,
     Fracture,
+    PriorSurgery,
+    Inflammatory,
 }
 
 impl RedFlagCategory {
-    pub const ALL: [RedFlagCategory; 5] = [
+    pub const ALL: [RedFlagCategory; 7] = [
         RedFlagCategory::CaudaEquina,
         RedFlagCategory::NeurologicDeficit,
         RedFlagCategory::Cancer,
         RedFlagCategory::Infection,
         RedFlagCategory::Fracture,
+        RedFlagCategory::PriorSurgery,
+        RedFlagCategory::Inflammatory,
     ];
 
     pub fn key(self) -> &'static str {
@@ -151,7 +186,13 @@ impl RedFlagCategory {
             RedFlagCategory::Cancer => "cancer",
             RedFlagCategory::Infection => "infection",
             RedFlagCategory::Fracture => "fracture",
+            RedFlagCategory::PriorSurgery => "prior-surgery",
+            RedFlagCategory::Inflammatory => "inflammatory",
         }
+    }
+
+    pub fn parse(key: &str) -> Option<RedFlagCategory> {
+        RedFlagCategory::ALL.into_iter().find(|c| c.key() == key)
     }
 
     pub fn card_type(self) -> &'static str {
@@ -161,6 +202,8 @@ impl RedFlagCategory {
             RedFlagCategory::Cancer => "red-flag-cancer",
             RedFlagCategory::Infection => "red-flag-infection",
             RedFlagCategory::Fracture => "red-flag-fracture",
+            RedFlagCategory::PriorSurgery => "red-flag-prior-surgery",
+            RedFlagCategory::Inflammatory => "red-flag-inflammatory",
         }
     }
 
@@ -171,6 +214,8 @@ impl RedFlagCategory {
             RedFlagCategory::Cancer => "cancer",
             RedFlagCategory::Infection => "infection",
             RedFlagCategory::Fracture => "fracture",
+            RedFlagCategory::PriorSurgery => "prior lumbar surgery",
+            RedFlagCategory::Inflammatory => "spondyloarthritis",
         }
     }
 }
@@ -197,6 +242,14 @@ pub struct Thresholds {
     pub reassess_late_weeks: u32,
     /// A fall of this percentage in pain or Oswestry score counts as improvement.
     pub improvement_percent: f64,
+    /// Chronic low back pain: at least this many weeks (ACP 2017: more than 12 weeks).
+    pub chronic_weeks: u32,
+    /// `continue-therapy` waits this many days after the single session, the time a second one
+    /// could have taken place.
+    pub continue_therapy_min_gap_days: u32,
+    /// With no pain or Oswestry score on record, `reassess-progress` asks for one during this many
+    /// days from the early reassessment point, then stays quiet until a score is recorded.
+    pub reassess_ask_window_days: u32,
 }
 
 /// How far back a condition counts.
@@ -208,30 +261,147 @@ pub enum Lookback {
     Days(u32),
 }
 
-/// One condition-based red-flag rule (`rules.toml` `[[red_flags]]`).
+/// Where a rule looks in the record: a value set, the kinds of resource, and a window.
+#[derive(Debug, Clone)]
+pub struct Criterion {
+    pub value_set: String,
+    pub resources: Vec<ResourceKind>,
+    pub lookback: Lookback,
+    /// Codes of this value set never count (a lumbar strain is low back pain, not trauma).
+    pub except_value_set: Option<String>,
+}
+
+/// One red-flag rule (`rules.toml` `[[red_flags]]`): a criterion on the record, an age, or both.
 #[derive(Debug, Clone)]
 pub struct RedFlagRule {
     pub id: String,
     pub category: RedFlagCategory,
-    pub value_set: String,
+    /// `None`: an age-only rule (`min_age_years` is then required).
+    pub criterion: Option<Criterion>,
     pub finding: String,
-    pub lookback: Lookback,
-    /// The rule fires only above this age (for example trauma over 70).
+    /// The rule fires only above this age.
     pub min_age_years: Option<i32>,
+    /// Only where ACR rates an imaging order (older age alone): no card on patient-view, and
+    /// routine guidance does not yield to it.
+    pub imaging_only: bool,
+    /// Outside its window the finding is shown as history (`past-red-flags`); off for findings
+    /// whose history says nothing (an old fever, a sprained ankle years ago).
+    pub show_history: bool,
     pub guideline: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireRedFlagRule {
+    #[serde(default = "yes")]
+    show_history: bool,
     id: String,
     category: RedFlagCategory,
-    value_set: String,
+    #[serde(default)]
+    value_set: Option<String>,
+    #[serde(default)]
+    resources: Option<Vec<String>>,
     finding: String,
-    lookback: String,
+    #[serde(default)]
+    lookback: Option<String>,
     #[serde(default)]
     min_age_years: Option<i32>,
+    #[serde(default)]
+    imaging_only: bool,
+    #[serde(default)]
+    except_value_set: Option<String>,
     guideline: String,
+}
+
+/// Records in which medication and modality safety advice is withheld (`[[advice_suppressions]]`).
+#[derive(Debug, Clone)]
+pub struct AdviceSuppression {
+    pub id: String,
+    pub criterion: Criterion,
+    pub finding: String,
+    pub guideline: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireSuppression {
+    id: String,
+    value_set: String,
+    #[serde(default)]
+    resources: Option<Vec<String>>,
+    lookback: String,
+    finding: String,
+    guideline: String,
+}
+
+/// What makes a caution apply to an order.
+#[derive(Debug, Clone)]
+pub enum CautionTrigger {
+    /// A code of the value set in the record, within the window.
+    Record(Criterion),
+    /// Another order of these drug classes, drafted now or already active (value set ids).
+    WithDrugs(Vec<String>),
+    /// Age at least this many years.
+    MinAge(i32),
+    /// Chronic pain (`thresholds.chronic_weeks`) or an unknown duration.
+    ChronicPain,
+    /// These red flags (rule ids or categories), current or past.
+    RedFlags { rules: Vec<String>, categories: Vec<RedFlagCategory> },
+}
+
+/// A caution that makes medication or modality advice stronger (`[[cautions]]`).
+#[derive(Debug, Clone)]
+pub struct CautionRule {
+    pub id: String,
+    /// Drug classes (`opioid`, ...) or order kinds (`traction`, `manipulation`, ...).
+    pub applies_to: Vec<String>,
+    pub trigger: CautionTrigger,
+    pub guideline: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireCaution {
+    id: String,
+    applies_to: Vec<String>,
+    guideline: String,
+    #[serde(default)]
+    value_set: Option<String>,
+    #[serde(default)]
+    resources: Option<Vec<String>>,
+    #[serde(default)]
+    lookback: Option<String>,
+    #[serde(default)]
+    with_drugs: Option<Vec<String>>,
+    #[serde(default)]
+    min_age_years: Option<i32>,
+    #[serde(default)]
+    chronic_pain: bool,
+    #[serde(default)]
+    red_flag_rules: Vec<String>,
+    #[serde(default)]
+    red_flag_categories: Vec<RedFlagCategory>,
+}
+
+/// `[corticosteroids]`: what makes a corticosteroid order local rather than systemic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorticosteroidRoutes {
+    /// Route codes (SNOMED CT, or the EHR's own) of local routes.
+    pub local_route_codes: Vec<String>,
+    /// Whole words of route texts and displays.
+    pub local_routes: Vec<String>,
+    /// Whole words of local dose forms in the product name ("inhaler", "cream").
+    pub local_forms: Vec<String>,
+}
+
+/// `[advice]`: how order advice is given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdviceRules {
+    /// Order kinds that get a card only when a caution applies (spinal manipulation is an
+    /// ACP 2017 option, harmful only where bone is fragile).
+    pub caution_only: Vec<String>,
 }
 
 /// ACR rating words.
@@ -296,6 +466,8 @@ pub struct ImagingText {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Imaging {
+    /// Red-flag categories, most urgent first: the most urgent one present sets the rating.
+    pub urgency: Vec<RedFlagCategory>,
     pub text: ImagingText,
     pub variants: Vec<ImagingVariant>,
     /// `pama-rating-qcdsm-consulted` value.
@@ -308,6 +480,10 @@ pub struct Imaging {
 pub struct Rules {
     pub thresholds: Thresholds,
     pub red_flags: Vec<RedFlagRule>,
+    pub advice_suppressions: Vec<AdviceSuppression>,
+    pub cautions: Vec<CautionRule>,
+    pub advice: AdviceRules,
+    pub corticosteroids: CorticosteroidRoutes,
     pub imaging: Imaging,
     /// Words that identify TENS, therapeutic ultrasound or traction orders by text.
     pub passive_modality_text: BTreeMap<String, Vec<String>>,
@@ -318,6 +494,10 @@ pub struct Rules {
 struct WireRules {
     thresholds: Thresholds,
     red_flags: Vec<WireRedFlagRule>,
+    advice_suppressions: Vec<WireSuppression>,
+    cautions: Vec<WireCaution>,
+    advice: AdviceRules,
+    corticosteroids: CorticosteroidRoutes,
     imaging: Imaging,
     passive_modality_text: BTreeMap<String, Vec<String>>,
 }
@@ -429,6 +609,9 @@ struct WireVariant {
 struct WireCard {
     #[serde(default)]
     variants: BTreeMap<String, WireVariant>,
+    /// Text of each caution (`rules.toml` `[[cautions]]`) this card can carry.
+    #[serde(default)]
+    cautions: BTreeMap<String, WireVariant>,
     indicator: Indicator,
     summary: String,
     detail: String,
@@ -469,6 +652,8 @@ pub struct VariantTemplate {
 #[derive(Debug, Clone)]
 pub struct CardTemplate {
     pub variants: BTreeMap<String, VariantTemplate>,
+    /// Caution texts by caution id (summary, advice, indicator).
+    pub cautions: BTreeMap<String, VariantTemplate>,
     pub card_type: String,
     pub indicator: Indicator,
     pub summary: Template,
@@ -538,6 +723,7 @@ impl Content {
             cards.insert(card_type.to_owned(), card);
         }
         let drugs = DrugMap::parse(file(medications::FILE)?)?;
+        validate_cautions(&rules, &cards)?;
         Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors, drugs })
     }
 
@@ -654,31 +840,128 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
     let mut red_flags = Vec::new();
     for (index, rule) in wire.red_flags.into_iter().enumerate() {
         let field = |name: &str| format!("red_flags[{index}].{name}");
-        if !value_sets.contains_key(&rule.value_set) {
-            return Err(ContentError::new(FILE, field("value_set"), format!("no value set `{}`", rule.value_set)));
-        }
-        let lookback = match rule.lookback.as_str() {
-            "any-time" => Lookback::AnyTime,
-            other => match other.strip_suffix(" days").and_then(|n| n.trim().parse::<u32>().ok()) {
-                Some(days) if days > 0 && days <= MAX_WINDOW_DAYS => Lookback::Days(days),
-                _ => {
-                    return Err(ContentError::new(
-                        FILE,
-                        field("lookback"),
-                        format!("must be \"any-time\" or \"N days\" with N from 1 to {MAX_WINDOW_DAYS}"),
-                    ));
+        let criterion = match (&rule.value_set, &rule.lookback) {
+            (Some(set), Some(lookback)) => {
+                let mut criterion = criterion(value_sets, set, rule.resources.as_deref(), lookback, &field)?;
+                if let Some(except) = &rule.except_value_set {
+                    if !value_sets.contains_key(except) {
+                        return Err(ContentError::new(FILE, field("except_value_set"), format!("no value set `{except}`")));
+                    }
+                    criterion.except_value_set = Some(except.clone());
                 }
-            },
+                Some(criterion)
+            }
+            (None, None) if rule.min_age_years.is_some() && rule.resources.is_none() && rule.except_value_set.is_none() => None,
+            _ => {
+                return Err(ContentError::new(
+                    FILE,
+                    field("value_set"),
+                    "needs `value_set` with `lookback`, or only `min_age_years` for an age rule",
+                ));
+            }
         };
         red_flags.push(RedFlagRule {
             id: rule.id,
             category: rule.category,
-            value_set: rule.value_set,
+            criterion,
             finding: rule.finding,
-            lookback,
             min_age_years: rule.min_age_years,
+            imaging_only: rule.imaging_only,
+            show_history: rule.show_history,
             guideline: rule.guideline,
         });
+    }
+    let mut ids = std::collections::HashSet::new();
+    for (index, rule) in red_flags.iter().enumerate() {
+        if !ids.insert(rule.id.as_str()) {
+            return Err(ContentError::new(FILE, format!("red_flags[{index}].id"), "duplicate rule id"));
+        }
+    }
+    let mut advice_suppressions = Vec::new();
+    for (index, rule) in wire.advice_suppressions.into_iter().enumerate() {
+        let field = |name: &str| format!("advice_suppressions[{index}].{name}");
+        advice_suppressions.push(AdviceSuppression {
+            criterion: criterion(value_sets, &rule.value_set, rule.resources.as_deref(), &rule.lookback, &field)?,
+            id: rule.id,
+            finding: rule.finding,
+            guideline: rule.guideline,
+        });
+    }
+    let known_rules: Vec<&str> = red_flags
+        .iter()
+        .map(|r| r.id.as_str())
+        .chain(["fever-observation", "weight-loss-observation", "corticosteroid-course"])
+        .collect();
+    let mut kinds: Vec<&str> = DRUG_CLASSES.iter().map(|(class, _)| *class).collect();
+    kinds.extend(wire.passive_modality_text.keys().map(String::as_str));
+    let mut cautions = Vec::new();
+    for (index, rule) in wire.cautions.into_iter().enumerate() {
+        let field = |name: &str| format!("cautions[{index}].{name}");
+        if rule.applies_to.is_empty() {
+            return Err(ContentError::new(FILE, field("applies_to"), "must name at least one drug class or order kind"));
+        }
+        for kind in &rule.applies_to {
+            if !kinds.contains(&kind.as_str()) {
+                return Err(ContentError::new(
+                    FILE,
+                    field("applies_to"),
+                    format!("`{kind}` is not a drug class or an order kind of passive_modality_text"),
+                ));
+            }
+        }
+        let drug = rule.applies_to.iter().all(|k| DRUG_CLASSES.iter().any(|(class, _)| class == k));
+        let modality = rule.applies_to.iter().all(|k| !DRUG_CLASSES.iter().any(|(class, _)| class == k));
+        if !drug && !modality {
+            return Err(ContentError::new(FILE, field("applies_to"), "must be all drug classes or all order kinds"));
+        }
+        let mut triggers = Vec::new();
+        if let Some(set) = &rule.value_set {
+            let lookback = rule.lookback.as_deref().unwrap_or("any-time");
+            triggers.push(CautionTrigger::Record(criterion(value_sets, set, rule.resources.as_deref(), lookback, &field)?));
+        }
+        if let Some(with) = &rule.with_drugs {
+            for set in with {
+                if !DRUG_CLASSES.iter().any(|(_, id)| id == set) {
+                    return Err(ContentError::new(FILE, field("with_drugs"), format!("`{set}` is not a drug class value set")));
+                }
+            }
+            triggers.push(CautionTrigger::WithDrugs(with.clone()));
+        }
+        if let Some(age) = rule.min_age_years {
+            triggers.push(CautionTrigger::MinAge(age));
+        }
+        if rule.chronic_pain {
+            triggers.push(CautionTrigger::ChronicPain);
+        }
+        if !rule.red_flag_rules.is_empty() || !rule.red_flag_categories.is_empty() {
+            for id in &rule.red_flag_rules {
+                if !known_rules.contains(&id.as_str()) {
+                    return Err(ContentError::new(FILE, field("red_flag_rules"), format!("no red-flag rule `{id}`")));
+                }
+            }
+            triggers.push(CautionTrigger::RedFlags {
+                rules: rule.red_flag_rules.clone(),
+                categories: rule.red_flag_categories.clone(),
+            });
+        }
+        if triggers.len() != 1 {
+            return Err(ContentError::new(
+                FILE,
+                field("id"),
+                "needs exactly one trigger: value_set, with_drugs, min_age_years, chronic_pain or red_flag_rules/red_flag_categories",
+            ));
+        }
+        cautions.push(CautionRule {
+            id: rule.id,
+            applies_to: rule.applies_to,
+            trigger: triggers.remove(0),
+            guideline: rule.guideline,
+        });
+    }
+    for (index, kind) in wire.advice.caution_only.iter().enumerate() {
+        if !wire.passive_modality_text.contains_key(kind) {
+            return Err(ContentError::new(FILE, format!("advice.caution_only[{index}]"), format!("`{kind}` is not an order kind of passive_modality_text")));
+        }
     }
     let imaging = wire.imaging;
     let mut applies: Vec<&str> = imaging.variants.iter().map(|v| v.applies_to.as_str()).collect();
@@ -692,6 +975,11 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
             format!("needs exactly one variant for each of: {}", expected.join(", ")),
         ));
     }
+    let mut urgency = imaging.urgency.clone();
+    urgency.sort();
+    if urgency != RedFlagCategory::ALL {
+        return Err(ContentError::new(FILE, "imaging.urgency", "must list every red-flag category once"));
+    }
     if !(0.0..100.0).contains(&t.improvement_percent) || t.improvement_percent == 0.0 {
         return Err(ContentError::new(FILE, "thresholds.improvement_percent", "must be between 0 and 100"));
     }
@@ -702,7 +990,102 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
             "must be greater than reassess_early_weeks, which must be greater than zero",
         ));
     }
-    Ok(Rules { thresholds: wire.thresholds, red_flags, imaging, passive_modality_text: wire.passive_modality_text })
+    if t.chronic_weeks == 0 || t.continue_therapy_min_gap_days == 0 || t.reassess_ask_window_days == 0 {
+        return Err(ContentError::new(
+            FILE,
+            "thresholds",
+            "chronic_weeks, continue_therapy_min_gap_days and reassess_ask_window_days must be greater than zero",
+        ));
+    }
+    Ok(Rules {
+        thresholds: wire.thresholds,
+        red_flags,
+        advice_suppressions,
+        cautions,
+        advice: wire.advice,
+        corticosteroids: wire.corticosteroids,
+        imaging,
+        passive_modality_text: wire.passive_modality_text,
+    })
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A value set, the resource kinds to search (default: Condition) and a look-back.
+fn criterion(
+    value_sets: &BTreeMap<String, ValueSet>,
+    value_set: &str,
+    resources: Option<&[String]>,
+    lookback: &str,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Criterion, ContentError> {
+    const FILE: &str = "rules.toml";
+    if !value_sets.contains_key(value_set) {
+        return Err(ContentError::new(FILE, field("value_set"), format!("no value set `{value_set}`")));
+    }
+    let lookback = match lookback {
+        "any-time" => Lookback::AnyTime,
+        other => match other.strip_suffix(" days").and_then(|n| n.trim().parse::<u32>().ok()) {
+            Some(days) if days > 0 && days <= MAX_WINDOW_DAYS => Lookback::Days(days),
+            _ => return Err(ContentError::new(FILE, field("lookback"), "must be \"any-time\" or \"N days\"")),
+        },
+    };
+    let mut kinds = Vec::new();
+    for name in resources.unwrap_or(&["Condition".to_owned()]) {
+        match ResourceKind::parse(name) {
+            Some(
+                kind @ (ResourceKind::Condition
+                | ResourceKind::Procedure
+                | ResourceKind::MedicationRequest
+                | ResourceKind::ServiceRequest),
+            ) => kinds.push(kind),
+            _ => {
+                return Err(ContentError::new(
+                    FILE,
+                    field("resources"),
+                    format!("`{name}`: expected Condition, Procedure, MedicationRequest or ServiceRequest"),
+                ));
+            }
+        }
+    }
+    Ok(Criterion { value_set: value_set.to_owned(), resources: kinds, lookback, except_value_set: None })
+}
+
+/// Every caution has its text in the card it strengthens, and every caution text has a rule.
+fn validate_cautions(rules: &Rules, cards: &BTreeMap<String, CardTemplate>) -> Result<(), ContentError> {
+    for rule in &rules.cautions {
+        let card_type = caution_card_type(rule);
+        if !cards.get(card_type).is_some_and(|card| card.cautions.contains_key(&rule.id)) {
+            return Err(ContentError::new(
+                format!("{card_type}.toml"),
+                format!("cautions.{}", rule.id),
+                "is required: rules.toml defines this caution",
+            ));
+        }
+    }
+    for (card_type, card) in cards {
+        for id in card.cautions.keys() {
+            if !rules.cautions.iter().any(|rule| &rule.id == id && caution_card_type(rule) == card_type) {
+                return Err(ContentError::new(
+                    format!("{card_type}.toml"),
+                    format!("cautions.{id}"),
+                    "has no rule of that id for this card in rules.toml `[[cautions]]`",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The card a caution strengthens: medication advice for drug classes, else passive-modality.
+pub fn caution_card_type(rule: &CautionRule) -> &'static str {
+    if rule.applies_to.iter().all(|k| DRUG_CLASSES.iter().any(|(class, _)| class == k)) {
+        "medication-advice"
+    } else {
+        "passive-modality"
+    }
 }
 
 /// CDS Hooks 2.0 prefetch tokens. 3.0's date arithmetic and FHIRPath are not used, so that every
@@ -771,7 +1154,7 @@ fn parse_card(
     referrals: &BTreeMap<String, Referral>,
 ) -> Result<CardTemplate, ContentError> {
     let wire: WireCard = parse_toml(file, text)?;
-    let allowed = if card_type.starts_with("red-flag-") {
+    let allowed = if card_type.starts_with("red-flag-") || card_type == PAST_RED_FLAGS {
         RED_FLAG_PLACEHOLDERS
     } else if card_type.starts_with("imaging-") {
         IMAGING_PLACEHOLDERS
@@ -803,6 +1186,22 @@ fn parse_card(
                     .transpose()?,
                 advice: Template::parse(file, &field("advice"), &variant.advice, allowed)?,
                 indicator: variant.indicator,
+            },
+        );
+    }
+    let mut cautions = BTreeMap::new();
+    for (key, caution) in &wire.cautions {
+        let field = |name: &str| format!("cautions.{key}.{name}");
+        cautions.insert(
+            key.clone(),
+            VariantTemplate {
+                summary: caution
+                    .summary
+                    .as_deref()
+                    .map(|text| Template::parse(file, &field("summary"), text, allowed))
+                    .transpose()?,
+                advice: Template::parse(file, &field("advice"), &caution.advice, allowed)?,
+                indicator: caution.indicator,
             },
         );
     }
@@ -871,6 +1270,7 @@ fn parse_card(
     }
     Ok(CardTemplate {
         variants,
+        cautions,
         card_type: card_type.to_owned(),
         indicator: wire.indicator,
         summary,

@@ -222,13 +222,14 @@ pub fn assert_valid_response(response: &Value) {
     }
 }
 
-/// Cards must not contradict each other: red flags come first (no guidance beside them), and
-/// mutually exclusive recommendations never appear together.
+/// Cards must not contradict each other: red flags come first (no routine guidance beside them;
+/// safety advice on orders fires beside them), and mutually exclusive recommendations never
+/// appear together.
 pub fn assert_consistent(response: &Value) {
     let types = card_types(response);
     let has = |t: &str| types.iter().any(|x| x == t);
     if types.iter().any(|t| t.starts_with("red-flag-")) {
-        for t in types.iter().filter(|t| lbp_cds::content::is_guidance(t)) {
+        for t in types.iter().filter(|t| lbp_cds::content::is_routine_guidance(t)) {
             assert!(!has(t), "{t} beside a red flag: {types:?}");
         }
         assert!(!has("imaging-not-indicated"), "imaging called not indicated beside a red flag: {types:?}");
@@ -236,6 +237,17 @@ pub fn assert_consistent(response: &Value) {
     assert!(!(has("pt-referral") && has("continue-therapy")), "{types:?}");
     assert!(!(has("start-back-screening") && has("stratified-care")), "{types:?}");
     assert!(!(has("imaging-indicated") && has("imaging-not-indicated")), "{types:?}");
+    // The imaging warning suggests a therapy referral only where pt-referral offers one.
+    let cards = response["cards"].as_array().expect("cards");
+    for card in cards.iter().filter(|c| c["source"]["topic"]["code"] == "imaging-not-indicated") {
+        let refers = card["suggestions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["actions"].as_array().into_iter().flatten())
+            .any(|a| a["type"] == "create");
+        assert!(!refers || has("pt-referral"), "imaging card suggests a referral that pt-referral withholds: {types:?}");
+    }
 }
 
 /// No `null`, `""`, `[]` or `{}` anywhere below `value` (the spec forbids them for optional fields).
