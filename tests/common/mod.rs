@@ -42,7 +42,8 @@ impl TestApp {
         TestApp::spawn_full(move |_| settings, Some(storage)).await
     }
 
-    async fn spawn_full(
+    /// Settings built once the address is known (the JWT audience), with an optional database.
+    pub async fn spawn_full(
         settings: impl FnOnce(SocketAddr) -> Settings,
         storage: Option<lbp_cds::storage::StorageSettings>,
     ) -> TestApp {
