@@ -20,7 +20,7 @@ struct Server {
 
 async fn start(db: &Db, key_file: &std::path::Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--today", "2026-03-02", "--database-url", &db.url])
         .arg("--audit-id-key-file")
         .arg(key_file)
@@ -36,7 +36,11 @@ async fn start(db: &Db, key_file: &std::path::Path) -> Server {
         if client.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
             return Server { child, base };
         }
-        assert!(Instant::now() < deadline, "the server did not become healthy");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not become healthy within 30 s");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
