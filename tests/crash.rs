@@ -18,6 +18,8 @@ struct Server {
     base: String,
 }
 
+/// The caller kills and waits for the child it gets back.
+#[allow(clippy::zombie_processes)]
 async fn start(db: &Db, key_file: &std::path::Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
