@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args};
+use clap::Args;
 
 /// Every default of these settings, written once: the flags and `StorageSettings::default()`
 /// both read them.
@@ -23,10 +23,10 @@ pub struct StorageArgs {
     /// `postgres://user:password@host:port/database`.
     #[arg(long, env = "LBP_CDS_DATABASE_URL", default_value = defaults::DATABASE_URL)]
     pub database_url: String,
-    /// Record every card issued (the audit trail). `false` turns it off; feedback is then stored
+    /// Do not record the cards issued (the audit trail is on by default). Feedback is then stored
     /// but cannot be checked against what was issued (every item is flagged `unknown-card`).
-    #[arg(long, env = "LBP_CDS_AUDIT_TRAIL", default_value_t = true, action = ArgAction::Set)]
-    pub audit_trail: bool,
+    #[arg(long, env = "LBP_CDS_NO_AUDIT_TRAIL", default_value_t = false)]
+    pub no_audit_trail: bool,
     /// Hook calls whose cards may wait to be written; past it a call's audit rows are dropped,
     /// counted (`lbp_cds_audit_dropped_total`) and logged, and the hook answer is not delayed.
     #[arg(long, env = "LBP_CDS_AUDIT_QUEUE_CAPACITY", default_value_t = defaults::AUDIT_QUEUE_CAPACITY)]
@@ -114,7 +114,7 @@ impl StorageSettings {
             IdForm::Keyed(read_or_create_key(&path, args.audit_id_key_file.is_none())?.into())
         };
         Ok(StorageSettings {
-            audit_trail: args.audit_trail,
+            audit_trail: !args.no_audit_trail,
             audit_queue_capacity: args.audit_queue_capacity.max(1),
             audit_batch_size: args.audit_batch_size.max(1),
             retention: retention(args.retention_days),
