@@ -188,3 +188,17 @@ pub fn parse_day(value: &str) -> Result<Date, String> {
     Date::parse(value, time::macros::format_description!("[year]-[month]-[day]"))
         .map_err(|e| format!("must be a date YYYY-MM-DD: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv("plain label"), "plain label");
+        assert_eq!(csv("a, b"), "\"a, b\"");
+        assert_eq!(csv("say \"no\""), "\"say \"\"no\"\"\"");
+        assert_eq!(csv("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv("-1"), "'-1");
+    }
+}

@@ -280,3 +280,18 @@ async fn write_with_retry(store: &Store, cards: &[IssuedCard]) {
 pub fn now_ms() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4231, test case 2: the keyed hash is standard HMAC-SHA256, so an auditor can
+    /// recompute it with any tool.
+    #[test]
+    fn keyed_hash_is_hmac_sha256() {
+        assert_eq!(
+            keyed_hash(b"Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

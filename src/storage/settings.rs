@@ -160,3 +160,37 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use crate::config::{Cli, Command};
+
+    /// The settings file of `serve --config` knows these settings like any other flag.
+    #[test]
+    fn storage_settings_come_from_the_settings_file() {
+        let dir = std::env::temp_dir().join(format!("lbp-cds-storage-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("settings.toml");
+        let database = format!("sqlite://{}", dir.join("x.db").display());
+        std::fs::write(&file, format!("database-url = \"{database}\"\nno-audit-trail = true\nretention-days = 30\naudit-plain-ids = true\n"))
+            .unwrap();
+        let cli = Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        let settings = super::StorageSettings::from_args(&args.storage).unwrap();
+        assert_eq!(settings.database_url, database);
+        assert!(!settings.audit_trail);
+        assert_eq!(settings.retention, Some(std::time::Duration::from_secs(30 * 86_400)));
+        assert!(matches!(settings.id_form, super::IdForm::Plain));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn postgres_needs_a_key_or_plain_ids() {
+        let cli = Cli::load_from(["lbp-cds", "serve", "--database-url", "postgres://u@localhost/db"].map(OsString::from)).unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        let error = super::StorageSettings::from_args(&args.storage).unwrap_err();
+        assert!(error.contains("--audit-id-key-file"), "{error}");
+    }
+}
