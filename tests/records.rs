@@ -515,6 +515,28 @@ async fn audit_off_flags_feedback(db: Db) {
     app.stop().await;
 }
 
+/// A repeated hook call (same hookInstance) issues the same card again: two audit rows, its
+/// offers once, even when both land in one batch; and over HTTP the repeat is audited too.
+async fn the_same_card_issued_twice(db: Db) {
+    let direct = Store::open(&db.url).await.unwrap();
+    let mut again = issued("twice", 2_000);
+    again.audit_id = "audit-twice-again".into();
+    direct.write_cards(&[issued("twice", 1_000), again]).await.expect("one batch with the card twice");
+    assert_eq!(direct.audit_rows("twice").await.unwrap().len(), 2);
+    let counts = direct.counts().await.unwrap();
+    assert_eq!(counts["card_offers"], 1, "{counts:?}");
+    direct.close().await;
+
+    let app = spawn(&db).await;
+    let first = app.cards("lbp-order-select", &imaging_request("d1a6a0a4-0011-4000-8000-000000000011")).await;
+    let second = app.cards("lbp-order-select", &imaging_request("d1a6a0a4-0011-4000-8000-000000000011")).await;
+    assert_eq!(first["cards"], second["cards"], "the same uuids for a repeated call");
+    app.records.as_ref().unwrap().audit.as_ref().unwrap().flush().await;
+    let card = card_of(&first, "imaging-not-indicated")["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(store(&app).audit_rows(&card).await.unwrap().len(), 2, "each issue is its own row");
+    app.stop().await;
+}
+
 /// Each scenario once per database.
 macro_rules! on_both_databases {
     ($($scenario:ident),* $(,)?) => {
@@ -552,4 +574,5 @@ on_both_databases!(
     audit_queue_is_written_out_on_shutdown,
     audit_overflow_is_counted_and_never_slows_hooks,
     audit_off_flags_feedback,
+    the_same_card_issued_twice,
 );

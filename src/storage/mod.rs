@@ -200,6 +200,10 @@ impl MigrationSource<'static> for Embedded {
     }
 }
 
+/// Rows per multi-row INSERT: 14 parameters a row stays far below SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters per statement.
+const ROWS_PER_STATEMENT: usize = 200;
+
 /// Cards issued in `[from, to)` (Unix ms), one row per card uuid.
 const CARDS_IN_RANGE: &str = "SELECT card_uuid, MIN(card_type) AS card_type FROM audit_cards \
      WHERE issued_at >= $1 AND issued_at < $2 GROUP BY card_uuid";
@@ -252,45 +256,48 @@ impl Store {
         on_pool!(self, pool => pool.close().await);
     }
 
-    /// Writes a batch of audit rows in one transaction.
+    /// Writes a batch of audit rows in one transaction, many rows per statement (the writer's
+    /// cost per card stays small beside the hook calls it records).
     pub async fn write_cards(&self, cards: &[IssuedCard]) -> Result<(), StorageError> {
+        let offers: Vec<(&IssuedCard, &Offer)> = cards.iter().flat_map(|card| card.offers.iter().map(move |offer| (card, offer))).collect();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for card in cards {
-                sqlx::query(
+            for chunk in cards.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO audit_cards (audit_id, card_uuid, card_type, indicator, service, hook, hook_instance, \
-                     issued_at, content_version, rule_ids, evidence, patient, user_ref, id_form) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (audit_id) DO NOTHING",
-                )
-                .bind(&card.audit_id)
-                .bind(&card.card_uuid)
-                .bind(&card.card_type)
-                .bind(&card.indicator)
-                .bind(&card.service)
-                .bind(&card.hook)
-                .bind(&card.hook_instance)
-                .bind(card.issued_at)
-                .bind(&card.content_version)
-                .bind(serde_json::to_string(&card.rule_ids).unwrap_or_default())
-                .bind(serde_json::to_string(&card.evidence).unwrap_or_default())
-                .bind(&card.patient)
-                .bind(&card.user)
-                .bind(card.id_form)
-                .execute(&mut *tx)
-                .await?;
-                for offer in &card.offers {
-                    sqlx::query(
-                        "INSERT INTO card_offers (card_uuid, kind, offer_key, label, issued_at) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (card_uuid, kind, offer_key) DO NOTHING",
-                    )
-                    .bind(&card.card_uuid)
-                    .bind(offer.kind.as_str())
-                    .bind(&offer.key)
-                    .bind(&offer.label)
-                    .bind(card.issued_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                     issued_at, content_version, rule_ids, evidence, patient, user_ref, id_form) ",
+                );
+                insert.push_values(chunk, |mut row, card| {
+                    row.push_bind(card.audit_id.clone())
+                        .push_bind(card.card_uuid.clone())
+                        .push_bind(card.card_type.clone())
+                        .push_bind(card.indicator.clone())
+                        .push_bind(card.service.clone())
+                        .push_bind(card.hook.clone())
+                        .push_bind(card.hook_instance.clone())
+                        .push_bind(card.issued_at)
+                        .push_bind(card.content_version.clone())
+                        .push_bind(serde_json::to_string(&card.rule_ids).unwrap_or_default())
+                        .push_bind(serde_json::to_string(&card.evidence).unwrap_or_default())
+                        .push_bind(card.patient.clone())
+                        .push_bind(card.user.clone())
+                        .push_bind(card.id_form);
+                });
+                insert.push(" ON CONFLICT (audit_id) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+            }
+            for chunk in offers.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO card_offers (card_uuid, kind, offer_key, label, issued_at) ");
+                insert.push_values(chunk, |mut row, (card, offer)| {
+                    row.push_bind(card.card_uuid.clone())
+                        .push_bind(offer.kind.as_str())
+                        .push_bind(offer.key.clone())
+                        .push_bind(offer.label.clone())
+                        .push_bind(card.issued_at);
+                });
+                // The same card issued twice (a repeated hook call) offers the same things.
+                insert.push(" ON CONFLICT (card_uuid, kind, offer_key) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
