@@ -111,7 +111,7 @@ pub async fn invoke(
 
 /// Runs CPU-heavy work on the blocking pool, in the caller's span. A panic there becomes a 500
 /// (logged and counted), like a panic anywhere else in a request.
-pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(work)).await.map_err(|error| {
         crate::metrics::get().panics.inc();
