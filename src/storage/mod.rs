@@ -257,7 +257,9 @@ impl Store {
     }
 
     /// Writes a batch of audit rows in one transaction, many rows per statement (the writer's
-    /// cost per card stays small beside the hook calls it records).
+    /// cost per card stays small beside the hook calls it records). The statements are not kept
+    /// in the connection's statement cache: their text varies with the batch size, and a cache
+    /// of large one-off INSERTs only holds memory.
     pub async fn write_cards(&self, cards: &[IssuedCard]) -> Result<(), StorageError> {
         let offers: Vec<(&IssuedCard, &Offer)> = cards.iter().flat_map(|card| card.offers.iter().map(move |offer| (card, offer))).collect();
         on_pool!(self, pool => {
@@ -284,7 +286,7 @@ impl Store {
                         .push_bind(card.id_form);
                 });
                 insert.push(" ON CONFLICT (audit_id) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
+                insert.build().persistent(false).execute(&mut *tx).await?;
             }
             for chunk in offers.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = sqlx::QueryBuilder::new("INSERT INTO card_offers (card_uuid, kind, offer_key, label, issued_at) ");
@@ -297,7 +299,7 @@ impl Store {
                 });
                 // The same card issued twice (a repeated hook call) offers the same things.
                 insert.push(" ON CONFLICT (card_uuid, kind, offer_key) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
+                insert.build().persistent(false).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
