@@ -228,6 +228,9 @@ fn provenance(assessment: &Assessment, card_type: &str) -> (Vec<String>, Vec<Str
     (rules.into_iter().collect(), evidence.into_iter().collect())
 }
 
+/// How long the writer gathers calls before a commit when the queue is not full.
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
+
 /// The writer: batches of calls, one transaction each. A failed batch is retried twice, then
 /// counted as dropped and logged; the writer never stops on a database error.
 async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Message>, batch_size: usize) {
@@ -236,6 +239,18 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Message>, batc
         let received = receiver.recv_many(&mut batch, batch_size).await;
         if received == 0 {
             break;
+        }
+        // Under load, gather for a moment before writing: one commit (one fsync) per window
+        // instead of one per call. A flush (feedback waiting on a card) is written at once.
+        let flushing = batch.iter().any(|m| matches!(m, Message::Flush(_)));
+        if !flushing && batch.len() < batch_size {
+            tokio::time::sleep(BATCH_WINDOW).await;
+            while batch.len() < batch_size {
+                match receiver.try_recv() {
+                    Ok(message) => batch.push(message),
+                    Err(_) => break,
+                }
+            }
         }
         let mut cards = Vec::new();
         let mut flushes = Vec::new();
