@@ -47,6 +47,8 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Validate a content directory and exit.
     CheckContent(ContentArgs),
+    /// Acceptance report from the database: per card type and suggestion over a date range.
+    Report(ReportArgs),
     /// Development keys and signed test tokens, to call a protected server.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -285,6 +287,28 @@ pub struct ServeArgs {
     /// is reported incomplete.
     #[arg(long, env = "LBP_CDS_MAX_CALL_RESOURCES", default_value_t = defaults::MAX_CALL_RESOURCES)]
     pub max_call_resources: usize,
+    /// Database, audit trail and retention.
+    #[command(flatten)]
+    pub storage: crate::storage::StorageArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The service's database (as `serve --database-url`).
+    #[arg(long, env = "LBP_CDS_DATABASE_URL", default_value = crate::storage::settings::defaults::DATABASE_URL)]
+    pub database_url: String,
+    /// First day (YYYY-MM-DD, UTC), inclusive; default: 29 days before `--to`.
+    #[arg(long, value_parser = parse_date)]
+    pub from: Option<Date>,
+    /// Last day (YYYY-MM-DD, UTC), inclusive; default: today.
+    #[arg(long, value_parser = parse_date)]
+    pub to: Option<Date>,
+    /// CSV instead of text.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// JSON (the same as `GET /analytics`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn parse_fhir_server(value: &str) -> Result<UrlScope, String> {

@@ -3,7 +3,9 @@
 //! The data path: `http` (routes, errors) -> `hooks` (wire types) -> `record` (prefetch into one
 //! patient record) -> `assess` (pure clinical rules) -> `cards` (rendering from `content`).
 
+pub mod analytics;
 pub mod assess;
+pub mod audit;
 pub mod auth;
 pub mod cards;
 pub mod cohort;
@@ -11,13 +13,16 @@ pub mod clock;
 pub mod config;
 pub mod content;
 pub mod evaluate;
+pub mod feedback;
 pub mod fhir;
 pub mod hooks;
 pub mod http;
 pub mod metrics;
 pub mod outbound;
 pub mod record;
+pub mod records;
 pub mod report;
 pub mod startup;
+pub mod storage;
 pub mod telemetry;
 pub mod terminology;

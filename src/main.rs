@@ -77,6 +77,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         },
+        Command::Report(args) => report_command(&args),
         Command::CheckContent(args) => match args.load() {
             Ok(content) => {
                 println!(
@@ -90,6 +91,32 @@ fn main() -> ExitCode {
             Err(error) => fail(&error.to_string()),
         },
     }
+}
+
+/// `lbp-cds report`: the acceptance report from the database, as text, CSV or JSON.
+fn report_command(args: &lbp_cds::config::ReportArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&format!("cannot start the runtime: {error}")),
+    };
+    let to = args.to.unwrap_or_else(|| time::OffsetDateTime::now_utc().date());
+    let from = args.from.unwrap_or_else(|| lbp_cds::analytics::default_range(to).0);
+    if from > to {
+        return fail(&format!("--from ({from}) is after --to ({to})"));
+    }
+    let built = runtime.block_on(async {
+        let store = lbp_cds::storage::Store::open(&args.database_url).await.map_err(|e| e.to_string())?;
+        let report = lbp_cds::analytics::build(&store, from, to).await.map_err(|e| e.to_string());
+        store.close().await;
+        report
+    });
+    match built {
+        Ok(report) if args.csv => print!("{}", report.to_csv()),
+        Ok(report) if args.json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        Ok(report) => print!("{}", report.to_text()),
+        Err(error) => return fail(&error),
+    }
+    ExitCode::SUCCESS
 }
 
 async fn shutdown_signal() {

@@ -10,6 +10,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -21,6 +22,43 @@ pub struct ResponseLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: &'static str,
+}
+
+/// Latency of a request: endpoint family, service id (only ids the content defines, else
+/// `unknown`; empty for endpoints without one) and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub endpoint: &'static str,
+    pub service: String,
+    pub status: u16,
+}
+
+/// Cards issued, by card type (from the content, a closed set) and indicator.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CardLabels {
+    pub card_type: String,
+    pub indicator: &'static str,
+}
+
+/// A FHIR query: its prefetch key (from the content, a closed set) and outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueryLabels {
+    pub key: String,
+    pub outcome: &'static str,
+}
+
+/// Feedback items received: outcome and whether every check passed (`trusted`, `flagged`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedbackLabels {
+    pub outcome: &'static str,
+    pub trust: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// 1 ms to about 16 s: a hook call's budget is well inside it.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 pub struct Metrics {
@@ -42,6 +80,24 @@ pub struct Metrics {
     pub resources_skipped: Counter,
     /// Hook calls that hit the per-call byte or resource budget.
     pub call_budget_exceeded: Counter,
+    /// Request latency, by endpoint, service and status.
+    pub request_seconds: Histograms<LatencyLabels>,
+    /// Cards issued, by type and indicator.
+    pub cards: Family<CardLabels, Counter>,
+    /// FHIR query latency, by prefetch key and outcome.
+    pub fhir_query_seconds: Histograms<QueryLabels>,
+    /// Hook calls waiting in the audit queue.
+    pub audit_queue_depth: Gauge,
+    /// Audit rows dropped (queue full, or the database refused them after retries).
+    pub audit_dropped: Counter,
+    /// Audit rows written.
+    pub audit_written: Counter,
+    /// Time to write one audit batch.
+    pub audit_batch_seconds: Histogram,
+    /// Feedback items received, by outcome and trust.
+    pub feedback: Family<FeedbackLabels, Counter>,
+    /// Audit and feedback rows deleted by the retention job.
+    pub retention_deleted: Counter,
 }
 
 impl Metrics {
@@ -57,6 +113,15 @@ impl Metrics {
             fhir_queries: Family::default(),
             resources_skipped: Counter::default(),
             call_budget_exceeded: Counter::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            cards: Family::default(),
+            fhir_query_seconds: Family::new_with_constructor(latency_histogram),
+            audit_queue_depth: Gauge::default(),
+            audit_dropped: Counter::default(),
+            audit_written: Counter::default(),
+            audit_batch_seconds: latency_histogram(),
+            feedback: Family::default(),
+            retention_deleted: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_responses", "HTTP responses by endpoint and status", metrics.responses.clone());
@@ -75,6 +140,31 @@ impl Metrics {
             "call_budget_exceeded",
             "Hook calls that reached the per-call byte or resource budget",
             metrics.call_budget_exceeded.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Request latency by endpoint, service and status",
+            metrics.request_seconds.clone(),
+        );
+        registry.register("cards_issued", "Cards issued by card type and indicator", metrics.cards.clone());
+        registry.register(
+            "fhir_query_duration_seconds",
+            "FHIR query latency (all pages) by prefetch key and outcome",
+            metrics.fhir_query_seconds.clone(),
+        );
+        registry.register("audit_queue_depth", "Hook calls waiting in the audit queue", metrics.audit_queue_depth.clone());
+        registry.register("audit_dropped", "Audit rows dropped (queue full or write failed)", metrics.audit_dropped.clone());
+        registry.register("audit_written", "Audit rows written", metrics.audit_written.clone());
+        registry.register(
+            "audit_batch_duration_seconds",
+            "Time to write one batch of audit rows",
+            metrics.audit_batch_seconds.clone(),
+        );
+        registry.register("feedback_items", "Feedback items received by outcome and trust", metrics.feedback.clone());
+        registry.register(
+            "retention_deleted_rows",
+            "Audit and feedback rows deleted by the retention job",
+            metrics.retention_deleted.clone(),
         );
         Metrics { registry, ..metrics }
     }

@@ -45,7 +45,17 @@ impl Application {
         };
         let settings = Settings::from_args(args, auth);
         let listener = bind(args.listen).await?;
-        Application::build(listener, content, settings)
+        let application = Application::build(listener, content, settings)?;
+        // After the policy check: a refused start creates no database or key file.
+        let storage = crate::storage::StorageSettings::from_args(&args.storage).map_err(StartupError::Other)?;
+        application.with_records(storage).await
+    }
+
+    /// Opens (and migrates) the database and starts the audit writer and retention job; the
+    /// connection loop writes the audit queue out when it stops.
+    pub async fn with_records(self, storage: crate::storage::StorageSettings) -> Result<Application, StartupError> {
+        let records = crate::records::Records::start(storage, &self.state.content.version).await.map_err(StartupError::Other)?;
+        Ok(Application { state: self.state.with_records(records), ..self })
     }
 
     /// Applies the start-up policy and builds the shared state. Without authentication the

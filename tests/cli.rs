@@ -105,6 +105,7 @@ fn a_settings_file_is_layered_under_the_environment() {
         .args(["serve", "--config"])
         .arg(&file)
         .env("LBP_CDS_LISTEN", "127.0.0.1:0")
+        .env("LBP_CDS_DATABASE_URL", format!("sqlite://{}", dir.join("lbp-cds.db").display()))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

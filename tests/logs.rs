@@ -41,6 +41,7 @@ impl Server {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--today", "2026-03-02", "--auth-config"])
             .arg(dir.join("auth.toml"))
             .env("LBP_CDS_LOG", "trace")
+            .env("LBP_CDS_DATABASE_URL", format!("sqlite://{}", dir.join("lbp-cds.db").display()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -678,6 +678,9 @@ pub struct Content {
     pub factors: factors::Factors,
     /// RxNorm products and brands to ingredients, for the drug classes.
     pub drugs: DrugMap,
+    /// SHA-256 (hex) of every content file's name and text: which content an audit row's card
+    /// came from.
+    pub version: String,
 }
 
 impl Content {
@@ -695,6 +698,7 @@ impl Content {
 
     pub fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Content, ContentError> {
         let files: BTreeMap<String, String> = files.into_iter().collect();
+        let version = version(&files);
         let file = |name: &str| {
             files.get(name).ok_or_else(|| ContentError::new(name, "(file)", "is missing from the content directory"))
         };
@@ -724,7 +728,7 @@ impl Content {
         }
         let drugs = DrugMap::parse(file(medications::FILE)?)?;
         validate_cautions(&rules, &cards)?;
-        Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors, drugs })
+        Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors, drugs, version })
     }
 
     pub fn value_set(&self, id: &str) -> &ValueSet {
@@ -754,6 +758,20 @@ impl Content {
             .filter_map(|key| Some((key.clone(), self.prefetch.get(key)?.kind?)))
             .collect()
     }
+}
+
+/// Names and texts in name order, each followed by a NUL: the same files give the same version
+/// whether they come from a directory or from the binary.
+fn version(files: &BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for (name, text) in files {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update(text.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(hash.finalize())
 }
 
 fn read_dir(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) -> Result<(), ContentError> {

@@ -120,6 +120,7 @@ pub async fn fetch_all(
     let call_bytes = AtomicUsize::new(0);
     let call_bytes = &call_bytes;
     let tasks = fetches.into_iter().map(|fetch| async move {
+        let started = Instant::now();
         let mut pages = Vec::new();
         let mut url = fetch.url.clone();
         let mut problem = None;
@@ -154,6 +155,15 @@ pub async fn fetch_all(
                 }
             }
         }
+        let outcome = match (&problem, pages.is_empty()) {
+            (None, _) => "complete",
+            (Some(_), false) => "incomplete",
+            (Some(_), true) => "failed",
+        };
+        crate::metrics::get()
+            .fhir_query_seconds
+            .get_or_create(&crate::metrics::QueryLabels { key: fetch.key.clone(), outcome })
+            .observe(started.elapsed().as_secs_f64());
         Fetched { fetch, pages, problem }
     });
     join_all(tasks).await

@@ -2,7 +2,9 @@
 //! tracing), and the connection loop with its own limits (connection cap, header-read and idle
 //! timeouts, graceful shutdown with a deadline).
 
+mod analytics;
 pub mod error;
+mod feedback;
 mod services;
 
 use std::sync::Arc;
@@ -38,16 +40,29 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// One pooled client for every FHIR server and JWKS fetch.
     pub http: reqwest::Client,
+    /// The database, audit trail and retention job; `None` only in tests that do not need them
+    /// (feedback and analytics then answer 503).
+    pub records: Option<crate::records::Records>,
 }
 
 impl AppState {
     pub fn new(content: Content, settings: Settings) -> Result<AppState, String> {
-        Ok(AppState { content: Arc::new(content), settings: Arc::new(settings), http: crate::outbound::client()? })
+        Ok(AppState {
+            content: Arc::new(content),
+            settings: Arc::new(settings),
+            http: crate::outbound::client()?,
+            records: None,
+        })
+    }
+
+    pub fn with_records(self, records: crate::records::Records) -> AppState {
+        AppState { records: Some(records), ..self }
     }
 }
 
 pub fn router(state: AppState) -> Router {
     let settings = state.settings.clone();
+    let content_for_metrics = state.content.clone();
     // Overload: refuse at once with 503 rather than queue calls past the EHR's timeout. Only hook
     // calls take a slot, and only once authenticated: unauthenticated traffic cannot use them up.
     let hook_slots = ServiceBuilder::new()
@@ -59,6 +74,8 @@ pub fn router(state: AppState) -> Router {
     let hooks = Router::new()
         .route("/cds-services", get(services::discovery))
         .route("/cds-services/{id}", post(services::invoke).layer(hook_slots))
+        .route("/cds-services/{id}/feedback", post(feedback::receive))
+        .route("/analytics", get(analytics::report))
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     // CDS clients run in browsers (the public sandbox sends a preflight before every call).
     let cors = CorsLayer::new()
@@ -82,7 +99,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(settings.header_limit_bytes, limit_headers))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(count_responses))
+        .layer(middleware::from_fn_with_state(content_for_metrics, count_responses))
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             // Method and path only (escaped): query strings and headers (tokens) stay out of logs.
@@ -126,18 +143,34 @@ async fn limit_headers(State(limit): State<usize>, request: Request, next: Next)
 
 /// Counts every response by endpoint family and status: a 401 or 5xx looks like "no cards" in the
 /// EHR, so it must show here.
-async fn count_responses(request: Request, next: Next) -> Response {
+/// Also times it per service (only ids the content defines: the label set stays bounded
+/// whatever clients send).
+async fn count_responses(State(content): State<Arc<Content>>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let endpoint = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
         Some("/cds-services") => "discovery",
         Some("/cds-services/{id}") => "hook",
+        Some("/cds-services/{id}/feedback") => "feedback",
+        Some("/analytics") => "analytics",
         Some("/health") => "health",
         Some("/ready") => "ready",
         Some("/metrics") => "metrics",
         _ => "other",
     };
+    let service = match endpoint {
+        "hook" | "feedback" => {
+            let id = request.uri().path().trim_start_matches("/cds-services/").split('/').next().unwrap_or_default();
+            content.service(id).map_or_else(|| "unknown".to_owned(), |s| s.id.clone())
+        }
+        _ => String::new(),
+    };
     let response = next.run(request).await;
-    let labels = metrics::ResponseLabels { endpoint, status: response.status().as_u16() };
-    metrics::get().responses.get_or_create(&labels).inc();
+    let status = response.status().as_u16();
+    metrics::get().responses.get_or_create(&metrics::ResponseLabels { endpoint, status }).inc();
+    metrics::get()
+        .request_seconds
+        .get_or_create(&metrics::LatencyLabels { endpoint, service, status })
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
@@ -189,6 +222,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let settings = state.settings.clone();
+    let records = state.records.clone();
     let app = router(state);
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let header_read_timeout = Duration::from_millis(settings.header_read_timeout_ms);
@@ -250,6 +284,10 @@ pub async fn serve(
         connections.abort_all();
         while connections.join_next().await.is_some() {}
         metrics::get().connections_open.set(0);
+    }
+    // No call is in flight any more: write out the audit queue.
+    if let Some(records) = records {
+        records.close().await;
     }
     Ok(())
 }

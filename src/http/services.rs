@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use tracing::Instrument;
 
 use super::{error::ApiError, AppState};
+use crate::audit::CallInfo;
 use crate::auth::Client;
 use crate::config::Settings;
 use crate::evaluate::{self, Outcome};
@@ -64,14 +65,21 @@ pub async fn invoke(
     async move {
         let (content, settings) = (state.content.clone(), state.settings.clone());
         let (service_for_read, span_for_read) = (service.clone(), tracing::Span::current());
-        let (pending, target) = blocking(move || {
+        let (pending, target, call) = blocking(move || {
             let request = HookRequest::parse(&body)?;
             span_for_read.record("hookInstance", tracing::field::display(loggable(&request.hook_instance)));
             evaluate::check_request(&service_for_read, &request)?;
             let target = fhir_target(&settings, client.as_ref(), &request)?;
             let limit = settings.fetch_limits.max_call_resources;
             let pending = evaluate::prepare(&content, &service_for_read, &request, target.as_ref().map(|t| &t.base), limit);
-            Ok::<_, ApiError>((pending, target))
+            let call = CallInfo {
+                service: service_for_read.id.clone(),
+                hook: request.hook.clone(),
+                hook_instance: request.hook_instance.clone(),
+                patient_id: request.context.patient_id.clone(),
+                user_id: request.context.user_id.clone(),
+            };
+            Ok::<_, ApiError>((pending, target, call))
         })
         .await??;
         let fetched = match (&target, pending.fetches.is_empty()) {
@@ -83,9 +91,15 @@ pub async fn invoke(
             _ => Vec::new(),
         };
         let (content, settings) = (state.content.clone(), state.settings.clone());
+        let audit = state.records.as_ref().and_then(|r| r.audit.clone());
         let outcome = blocking(move || {
             let today = settings.today();
-            evaluate::finish(&content, &service, pending, fetched, today, &settings.options())
+            let outcome = evaluate::finish(&content, &service, pending, fetched, today, &settings.options())?;
+            count_cards(&outcome);
+            if let Some(audit) = audit {
+                audit.record(&call, &outcome);
+            }
+            Ok::<_, ApiError>(outcome)
         })
         .await??;
         log_outcome(&outcome, state.settings.log_patient_ids, started);
@@ -105,8 +119,17 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     })
 }
 
+/// Cards issued, by type and indicator.
+fn count_cards(outcome: &Outcome) {
+    for card in &outcome.response.cards {
+        let card_type = card.source.topic.as_ref().map(|t| t.code.clone()).unwrap_or_default();
+        let labels = crate::metrics::CardLabels { card_type, indicator: card.indicator.as_str() };
+        crate::metrics::get().cards.get_or_create(&labels).inc();
+    }
+}
+
 /// CDS Hooks requests are JSON: anything else is refused with 415 before the body is read.
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let media_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

@@ -17,7 +17,10 @@ pub const TODAY: Date = date!(2026 - 03 - 02);
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
+    /// The database, audit trail and retention job, when started with `spawn_with_records`.
+    pub records: Option<lbp_cds::records::Records>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestApp {
@@ -31,14 +34,31 @@ impl TestApp {
 
     /// Builds the settings once the address is known (the JWT audience depends on it).
     pub async fn spawn_with_address(settings: impl FnOnce(SocketAddr) -> Settings) -> TestApp {
+        TestApp::spawn_full(settings, None).await
+    }
+
+    /// The server with its database, audit trail and retention job, as `lbp-cds serve` runs it.
+    pub async fn spawn_with_records(settings: Settings, storage: lbp_cds::storage::StorageSettings) -> TestApp {
+        TestApp::spawn_full(move |_| settings, Some(storage)).await
+    }
+
+    /// Settings built once the address is known (the JWT audience), with an optional database.
+    pub async fn spawn_full(
+        settings: impl FnOnce(SocketAddr) -> Settings,
+        storage: Option<lbp_cds::storage::StorageSettings>,
+    ) -> TestApp {
         let content = Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"))
             .expect("content loads");
         let listener = lbp_cds::startup::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
         let address = listener.local_addr().expect("address");
-        // The same start-up path as `lbp-cds serve`: policy, state, connection loop.
-        let application = lbp_cds::startup::Application::build(listener, content, settings(address)).expect("starts");
+        // The same start-up path as `lbp-cds serve`: policy, state, records, connection loop.
+        let mut application = lbp_cds::startup::Application::build(listener, content, settings(address)).expect("starts");
+        if let Some(storage) = storage {
+            application = application.with_records(storage).await.expect("database opens");
+        }
+        let records = application.state().records.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             application
                 .run_until(async {
                     let _ = rx.await;
@@ -46,7 +66,23 @@ impl TestApp {
                 .await
                 .expect("server runs");
         });
-        TestApp { address, client: lbp_cds::outbound::client().expect("outbound client"), shutdown: Some(tx) }
+        TestApp {
+            address,
+            client: lbp_cds::outbound::client().expect("outbound client"),
+            records,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Shuts the server down as SIGTERM does and waits until it has finished (queues written out).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server stops cleanly");
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
