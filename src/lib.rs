@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod record;
 pub mod report;
+pub mod shared_cache;
 pub mod startup;
 pub mod telemetry;
 pub mod terminology;

@@ -42,6 +42,15 @@ pub struct Metrics {
     pub resources_skipped: Counter,
     /// Hook calls that hit the per-call byte or resource budget.
     pub call_budget_exceeded: Counter,
+    /// Content reloads by outcome (`replaced`, `rejected`).
+    pub content_reloads: Family<ReasonLabels, Counter>,
+    /// 1 while the content directory holds a change that was refused (the old content serves).
+    pub content_reload_failing: Gauge,
+    /// Failed operations on the shared cache (Redis), by operation (`replay`, `jwks_read`,
+    /// `jwks_write`, `ping`). A failed replay check refuses the call.
+    pub shared_cache_errors: Family<ReasonLabels, Counter>,
+    /// 1 while `/ready` says ready.
+    pub ready: Gauge,
 }
 
 impl Metrics {
@@ -57,6 +66,10 @@ impl Metrics {
             fhir_queries: Family::default(),
             resources_skipped: Counter::default(),
             call_budget_exceeded: Counter::default(),
+            content_reloads: Family::default(),
+            content_reload_failing: Gauge::default(),
+            shared_cache_errors: Family::default(),
+            ready: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("http_responses", "HTTP responses by endpoint and status", metrics.responses.clone());
@@ -76,6 +89,14 @@ impl Metrics {
             "Hook calls that reached the per-call byte or resource budget",
             metrics.call_budget_exceeded.clone(),
         );
+        registry.register("content_reloads", "Content reloads by outcome", metrics.content_reloads.clone());
+        registry.register(
+            "content_reload_failing",
+            "1 while a refused content change is pending (the previous content serves)",
+            metrics.content_reload_failing.clone(),
+        );
+        registry.register("shared_cache_errors", "Failed shared-cache (Redis) operations by operation", metrics.shared_cache_errors.clone());
+        registry.register("ready", "1 while the readiness check passes", metrics.ready.clone());
         Metrics { registry, ..metrics }
     }
 

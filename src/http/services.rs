@@ -20,7 +20,7 @@ use crate::telemetry::loggable;
 
 /// `GET /cds-services`. Always open, always 200.
 pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
-    let content = &state.content;
+    let content = state.content.current();
     let services: Vec<Value> = content
         .services
         .iter()
@@ -54,15 +54,16 @@ pub async fn invoke(
 ) -> Result<Json<CdsResponse>, ApiError> {
     let started = Instant::now();
     require_json(&headers)?;
-    let service = state
-        .content
+    // One snapshot for the whole call: a reload meanwhile does not mix two versions.
+    let content = state.content.current();
+    let service = content
         .service(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?
         .clone();
     let span = tracing::info_span!("hook", hookInstance = tracing::field::Empty, service = %service.id);
     let client = client.map(|c| c.0);
     async move {
-        let (content, settings) = (state.content.clone(), state.settings.clone());
+        let (content_for_read, settings) = (content.clone(), state.settings.clone());
         let (service_for_read, span_for_read) = (service.clone(), tracing::Span::current());
         let (pending, target) = blocking(move || {
             let request = HookRequest::parse(&body)?;
@@ -70,7 +71,7 @@ pub async fn invoke(
             evaluate::check_request(&service_for_read, &request)?;
             let target = fhir_target(&settings, client.as_ref(), &request)?;
             let limit = settings.fetch_limits.max_call_resources;
-            let pending = evaluate::prepare(&content, &service_for_read, &request, target.as_ref().map(|t| &t.base), limit);
+            let pending = evaluate::prepare(&content_for_read, &service_for_read, &request, target.as_ref().map(|t| &t.base), limit);
             Ok::<_, ApiError>((pending, target))
         })
         .await??;
@@ -82,7 +83,7 @@ pub async fn invoke(
             }
             _ => Vec::new(),
         };
-        let (content, settings) = (state.content.clone(), state.settings.clone());
+        let settings = state.settings.clone();
         let outcome = blocking(move || {
             let today = settings.today();
             evaluate::finish(&content, &service, pending, fetched, today, &settings.options())
