@@ -25,6 +25,9 @@ pub mod defaults {
     pub const MAX_CONNECTIONS: usize = 1_024;
     pub const MAX_CONCURRENT_REQUESTS: usize = 256;
     pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+    pub const SHUTDOWN_DELAY_MS: u64 = 0;
+    pub const DEPENDENCY_WAIT_MS: u64 = 30_000;
+    pub const CONTENT_POLL_MS: u64 = 5_000;
     pub const FHIR_BUDGET_MS: u64 = 2_500;
     pub const FHIR_MAX_PAGES: usize = 10;
     pub const FHIR_MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -242,6 +245,23 @@ pub struct ServeArgs {
     /// milliseconds.
     #[arg(long, env = "LBP_CDS_SHUTDOWN_GRACE_MS", default_value_t = defaults::SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
+    /// On SIGTERM, time spent answering `/ready` with 503 while still serving every call, in
+    /// milliseconds, before new connections are refused: a load balancer (a Kubernetes
+    /// endpoints controller) needs that long to stop sending traffic. Then the grace period runs.
+    #[arg(long, env = "LBP_CDS_SHUTDOWN_DELAY_MS", default_value_t = defaults::SHUTDOWN_DELAY_MS)]
+    pub shutdown_delay_ms: u64,
+    /// Redis URL (`redis://[:password@]host:port/db`): share the `jti` replay cache and fetched
+    /// JWKS key sets with the other replicas. Without it both stay in this process (one machine).
+    #[arg(long, env = "LBP_CDS_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// At start-up, how long to wait for dependencies (Redis) with retries before giving up, in
+    /// milliseconds.
+    #[arg(long, env = "LBP_CDS_DEPENDENCY_WAIT_MS", default_value_t = defaults::DEPENDENCY_WAIT_MS)]
+    pub dependency_wait_ms: u64,
+    /// With `--content DIR`: how often to look for changed content files, in milliseconds (0:
+    /// never; SIGHUP still reloads). A valid change replaces the content without a restart.
+    #[arg(long, env = "LBP_CDS_CONTENT_POLL_MS", default_value_t = defaults::CONTENT_POLL_MS)]
+    pub content_poll_ms: u64,
     /// Include patient ids in logs. Off by default: patient ids are PHI.
     #[arg(long, env = "LBP_CDS_LOG_PATIENT_IDS", default_value_t = false)]
     pub log_patient_ids: bool,
@@ -367,8 +387,15 @@ pub struct Settings {
     pub header_read_timeout_ms: u64,
     pub max_connections: usize,
     pub shutdown_grace_ms: u64,
+    pub shutdown_delay_ms: u64,
     pub max_concurrent_requests: usize,
     pub fetch_limits: crate::fhir::FetchLimits,
+    /// The content directory, reloaded on SIGHUP and when its files change; `None`: the
+    /// embedded content, never reloaded.
+    pub content_dir: Option<PathBuf>,
+    pub content_poll_ms: u64,
+    /// `None`: the replay and key-set caches are in process.
+    pub shared_cache: Option<crate::shared_cache::SharedCache>,
 }
 
 impl Default for Settings {
@@ -388,7 +415,11 @@ impl Default for Settings {
             header_read_timeout_ms: defaults::HEADER_READ_TIMEOUT_MS,
             max_connections: defaults::MAX_CONNECTIONS,
             shutdown_grace_ms: defaults::SHUTDOWN_GRACE_MS,
+            shutdown_delay_ms: defaults::SHUTDOWN_DELAY_MS,
             max_concurrent_requests: defaults::MAX_CONCURRENT_REQUESTS,
+            content_dir: None,
+            content_poll_ms: defaults::CONTENT_POLL_MS,
+            shared_cache: None,
             // Authentication off is for local use, where FHIR servers may be plain http.
             fetch_limits: crate::fhir::FetchLimits { allow_http: true, ..crate::fhir::FetchLimits::default() },
         }
@@ -396,7 +427,11 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn from_args(args: &ServeArgs, auth: Option<std::sync::Arc<crate::auth::Authenticator>>) -> Settings {
+    pub fn from_args(
+        args: &ServeArgs,
+        auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
+        shared_cache: Option<crate::shared_cache::SharedCache>,
+    ) -> Settings {
         // http FHIR servers only where authentication is off (local use) or its configuration allows them.
         let allow_http = auth.as_ref().is_none_or(|auth| auth.config().allow_insecure_http);
         Settings {
@@ -407,6 +442,10 @@ impl Settings {
             header_read_timeout_ms: args.header_read_timeout_ms.max(1),
             max_connections: args.max_connections.max(1),
             shutdown_grace_ms: args.shutdown_grace_ms,
+            shutdown_delay_ms: args.shutdown_delay_ms,
+            content_dir: args.content.content.clone(),
+            content_poll_ms: args.content_poll_ms,
+            shared_cache,
             max_concurrent_requests: args.max_concurrent_requests.max(1),
             fetch_limits: crate::fhir::FetchLimits {
                 budget: std::time::Duration::from_millis(args.fhir_budget_ms),

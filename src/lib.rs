@@ -22,6 +22,7 @@ pub mod outbound;
 pub mod record;
 pub mod records;
 pub mod report;
+pub mod shared_cache;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -98,6 +98,15 @@ pub struct Metrics {
     pub feedback: Family<FeedbackLabels, Counter>,
     /// Audit and feedback rows deleted by the retention job.
     pub retention_deleted: Counter,
+    /// Content reloads by outcome (`replaced`, `rejected`).
+    pub content_reloads: Family<ReasonLabels, Counter>,
+    /// 1 while the content directory holds a change that was refused (the old content serves).
+    pub content_reload_failing: Gauge,
+    /// Failed operations on the shared cache (Redis), by operation (`replay`, `jwks_read`,
+    /// `jwks_write`, `ping`). A failed replay check refuses the call.
+    pub shared_cache_errors: Family<ReasonLabels, Counter>,
+    /// 1 while `/ready` says ready.
+    pub ready: Gauge,
 }
 
 impl Metrics {
@@ -122,6 +131,10 @@ impl Metrics {
             audit_batch_seconds: latency_histogram(),
             feedback: Family::default(),
             retention_deleted: Counter::default(),
+            content_reloads: Family::default(),
+            content_reload_failing: Gauge::default(),
+            shared_cache_errors: Family::default(),
+            ready: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("http_responses", "HTTP responses by endpoint and status", metrics.responses.clone());
@@ -166,6 +179,14 @@ impl Metrics {
             "Audit and feedback rows deleted by the retention job",
             metrics.retention_deleted.clone(),
         );
+        registry.register("content_reloads", "Content reloads by outcome", metrics.content_reloads.clone());
+        registry.register(
+            "content_reload_failing",
+            "1 while a refused content change is pending (the previous content serves)",
+            metrics.content_reload_failing.clone(),
+        );
+        registry.register("shared_cache_errors", "Failed shared-cache (Redis) operations by operation", metrics.shared_cache_errors.clone());
+        registry.register("ready", "1 while the readiness check passes", metrics.ready.clone());
         Metrics { registry, ..metrics }
     }
 

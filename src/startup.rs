@@ -2,7 +2,9 @@
 //! both take, so the tests run the start-up policy the product runs.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -10,6 +12,7 @@ use crate::auth::{AuthConfig, Authenticator};
 use crate::config::{ServeArgs, Settings};
 use crate::content::{Content, ContentError};
 use crate::http::{self, AppState};
+use crate::shared_cache::SharedCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -17,6 +20,9 @@ pub enum StartupError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Auth(#[from] crate::auth::ConfigError),
+    /// A dependency (Redis) did not answer within the start-up wait.
+    #[error("{0}")]
+    Dependency(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
     /// A configuration that would be unsafe to run.
@@ -33,17 +39,28 @@ pub struct Application {
 }
 
 impl Application {
-    /// From `lbp-cds serve`'s arguments: content, authentication, settings, policy, socket.
+    /// From `lbp-cds serve`'s arguments: content, dependencies (waited for, with retries),
+    /// authentication, settings, policy, socket.
     pub async fn from_args(args: &ServeArgs) -> Result<Application, StartupError> {
         let content = args.content.load()?;
+        let shared_cache = match &args.redis_url {
+            Some(url) => Some(
+                SharedCache::connect(url, Duration::from_millis(args.dependency_wait_ms)).await.map_err(StartupError::Dependency)?,
+            ),
+            None => None,
+        };
         let auth = match &args.auth_config {
             Some(path) => {
                 let http = crate::outbound::client().map_err(StartupError::Other)?;
-                Some(Arc::new(Authenticator::new(AuthConfig::load(path)?, http)?))
+                let authenticator = Authenticator::new(AuthConfig::load(path)?, http)?;
+                Some(Arc::new(match &shared_cache {
+                    Some(shared) => authenticator.share_through(shared.clone()),
+                    None => authenticator,
+                }))
             }
             None => None,
         };
-        let settings = Settings::from_args(args, auth);
+        let settings = Settings::from_args(args, auth, shared_cache);
         let listener = bind(args.listen).await?;
         let application = Application::build(listener, content, settings)?;
         // After the policy check: a refused start creates no database or key file.
@@ -54,7 +71,7 @@ impl Application {
     /// Opens (and migrates) the database and starts the audit writer and retention job; the
     /// connection loop writes the audit queue out when it stops.
     pub async fn with_records(self, storage: crate::storage::StorageSettings) -> Result<Application, StartupError> {
-        let records = crate::records::Records::start(storage, &self.state.content.version).await.map_err(StartupError::Other)?;
+        let records = crate::records::Records::start(storage, &self.state.content.current().version).await.map_err(StartupError::Other)?;
         Ok(Application { state: self.state.with_records(records), ..self })
     }
 
@@ -70,6 +87,9 @@ impl Application {
                 )));
             }
             tracing::warn!("authentication is off: no trusted issuers are configured");
+        }
+        if settings.auth.is_some() && settings.shared_cache.is_none() {
+            tracing::info!("replay and key-set caches are in process: run one replica, or pass --redis-url to share them");
         }
         if let Some(today) = settings.fixed_today {
             tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
@@ -90,11 +110,30 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves (see [`http::serve`] for the shutdown deadline).
+    /// Serves until `shutdown` resolves, then: `/ready` answers 503 at once while calls are
+    /// still served for `shutdown_delay_ms` (load balancers stop sending traffic), then new
+    /// connections are refused and calls in flight get `shutdown_grace_ms` to finish (see
+    /// [`http::serve`]). Content is watched for changes meanwhile.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let local = self.address();
-        tracing::info!(address = %local, "lbp-cds listening; discovery at http://{local}/cds-services");
-        http::serve(self.listener, self.state, shutdown).await
+        let settings = self.state.settings.clone();
+        self.state.content.watch(Duration::from_millis(settings.content_poll_ms));
+        let stopping = self.state.stopping.clone();
+        let stop_accepting = async move {
+            shutdown.await;
+            stopping.store(true, Ordering::SeqCst);
+            crate::metrics::get().ready.set(0);
+            tracing::info!(delay_ms = settings.shutdown_delay_ms, "stopping: /ready answers 503; calls are served until the delay ends");
+            tokio::time::sleep(Duration::from_millis(settings.shutdown_delay_ms)).await;
+        };
+        tracing::info!(
+            address = %local,
+            content_version = %self.state.content.current().version,
+            "lbp-cds listening; discovery at http://{local}/cds-services"
+        );
+        http::serve(self.listener, self.state, stop_accepting).await?;
+        tracing::info!("stopped");
+        Ok(())
     }
 }
 

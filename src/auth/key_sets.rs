@@ -6,6 +6,11 @@
 //! and abandoned past `jwks_max_bytes`; each fetched set is trusted for at most
 //! `jwks_max_cache_seconds` (less if its `Cache-Control: max-age` says so), so a key the issuer
 //! removes stops working within that time; the cache of sets is bounded in count.
+//!
+//! With a shared cache (`--redis-url`), a fetched set is also written to Redis with its
+//! trusted-until time as the key's expiry, and a replica missing a set reads it there before
+//! fetching: a fleet fetches each set once per refresh, not once per replica. A Redis failure
+//! here is logged and counted, and the replica fetches for itself (the keys stay as trustworthy).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +23,7 @@ use url::Url;
 
 use super::{AuthConfig, AuthError};
 use crate::metrics;
+use crate::shared_cache::SharedCache;
 use crate::telemetry::loggable;
 
 /// Fetched key sets kept at once, across issuers and URLs.
@@ -40,6 +46,16 @@ pub struct KeySets {
     max_cache: Duration,
     max_bytes: usize,
     timeout: Duration,
+    shared: Option<SharedCache>,
+}
+
+/// A key set as stored in the shared cache.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedSet {
+    keys: Vec<Jwk>,
+    /// Seconds since the epoch.
+    #[serde(rename = "trustedUntil")]
+    trusted_until: u64,
 }
 
 impl KeySets {
@@ -55,6 +71,39 @@ impl KeySets {
             max_cache: Duration::from_secs(config.jwks_max_cache_seconds),
             max_bytes: config.jwks_max_bytes,
             timeout: Duration::from_millis(config.jwks_fetch_timeout_ms),
+            shared: None,
+        }
+    }
+
+    pub fn share_through(&mut self, shared: SharedCache) {
+        self.shared = Some(shared);
+    }
+
+    fn shared_key((issuer, url): &(String, String)) -> String {
+        format!("jwks:{}:{issuer}{url}", issuer.len())
+    }
+
+    /// A set another replica fetched, if it is still trusted: copied into the local cache.
+    async fn copy_from_shared(&self, cache_key: &(String, String)) {
+        let Some(shared) = &self.shared else { return };
+        let Ok(Some(text)) = shared.get(&Self::shared_key(cache_key), "jwks_read").await else { return };
+        let Ok(set) = serde_json::from_str::<SharedSet>(&text) else {
+            tracing::warn!("a key set in the shared cache is not readable; fetching instead");
+            return;
+        };
+        let remaining = Duration::from_secs(set.trusted_until.saturating_sub(super::now_seconds()));
+        if !remaining.is_zero() {
+            let trusted_until = Instant::now() + remaining.min(self.max_cache);
+            self.sets.insert(cache_key.clone(), Arc::new(FetchedSet { keys: set.keys, trusted_until }));
+        }
+    }
+
+    async fn copy_to_shared(&self, cache_key: &(String, String), keys: &[Jwk], lifetime: Duration) {
+        let Some(shared) = &self.shared else { return };
+        let set = SharedSet { keys: keys.to_vec(), trusted_until: super::now_seconds() + lifetime.as_secs() };
+        if let Ok(text) = serde_json::to_string(&set) {
+            // Failures are logged and counted by the shared cache; the local copy serves.
+            let _ = shared.set(&Self::shared_key(cache_key), &text, lifetime, "jwks_write").await;
         }
     }
 
@@ -74,6 +123,10 @@ impl KeySets {
         if let Some(key) = self.cached(&cache_key, kid, algorithm) {
             return Ok(key);
         }
+        self.copy_from_shared(&cache_key).await;
+        if let Some(key) = self.cached(&cache_key, kid, algorithm) {
+            return Ok(key);
+        }
         if last.is_some_and(|at| at.elapsed() < self.min_refresh) {
             metrics::get().jwks_fetches.get_or_create(&metrics::reason("rate_limited")).inc();
             return Err(unknown());
@@ -83,6 +136,7 @@ impl KeySets {
         match self.fetch(source).await {
             Ok((keys, lifetime)) => {
                 metrics::get().jwks_fetches.get_or_create(&metrics::reason("ok")).inc();
+                self.copy_to_shared(&cache_key, &keys, lifetime).await;
                 let set = Arc::new(FetchedSet { keys, trusted_until: Instant::now() + lifetime });
                 self.sets.insert(cache_key.clone(), set);
             }

@@ -24,6 +24,8 @@ pub use config::{AuthConfig, ConfigError, IssuerConfig, IssuerUrls};
 use key_sets::{pick, KeySets};
 use replay::{now_seconds, ReplayCache};
 
+use crate::shared_cache::SharedCache;
+
 use crate::outbound::UrlScope;
 use crate::telemetry::loggable;
 
@@ -54,6 +56,9 @@ pub enum AuthError {
     Lifetime(u64),
     #[error("jti was already used")]
     Replay,
+    /// The shared replay cache could not be asked: refused, since the `jti` may be a replay.
+    #[error("replay check unavailable: {0}")]
+    ReplayCheckUnavailable(String),
     #[error("tenant is not allowed")]
     Tenant,
 }
@@ -74,6 +79,7 @@ impl AuthError {
             AuthError::Stale => "stale",
             AuthError::Lifetime(_) => "lifetime",
             AuthError::Replay => "replay",
+            AuthError::ReplayCheckUnavailable(_) => "replay_check_unavailable",
             AuthError::Tenant => "tenant",
         }
     }
@@ -172,10 +178,17 @@ impl Authenticator {
         }
         Ok(Authenticator {
             key_sets: KeySets::new(&config, http),
-            replay: ReplayCache::new(config.replay_cache_capacity),
+            replay: ReplayCache::in_process(config.replay_cache_capacity),
             config,
             issuers,
         })
+    }
+
+    /// Shares the replay cache and fetched key sets with other replicas through Redis.
+    pub fn share_through(mut self, shared: SharedCache) -> Authenticator {
+        self.replay = ReplayCache::Shared(shared.clone());
+        self.key_sets.share_through(shared);
+        self
     }
 
     pub fn config(&self) -> &AuthConfig {
@@ -236,7 +249,12 @@ impl Authenticator {
             return Err(AuthError::Tenant);
         }
         let jti = claims.jti.as_deref().filter(|j| !j.is_empty()).ok_or_else(|| AuthError::Invalid("jti is required".into()))?;
-        if !self.replay.first_use(&claims.iss, jti, claims.exp + skew) {
+        let first = self
+            .replay
+            .first_use(&claims.iss, jti, claims.exp + skew)
+            .await
+            .map_err(|e| AuthError::ReplayCheckUnavailable(e.to_string()))?;
+        if !first {
             return Err(AuthError::Replay);
         }
         Ok(Client {

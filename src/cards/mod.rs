@@ -96,10 +96,10 @@ pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content
     cards.sort_by(|a, b| b.indicator.cmp(&a.indicator));
 
     let mut extension = serde_json::Map::new();
-    let report = data_report(record, assessment);
-    if !report.is_empty() {
-        extension.insert(EXTENSION_KEY.to_owned(), Value::Object(report));
-    }
+    let mut report = data_report(record, assessment);
+    // Which content produced these cards: a reload changes it, and feedback and audits cite it.
+    report.insert("contentVersion".to_owned(), Value::String(content.version.clone()));
+    extension.insert(EXTENSION_KEY.to_owned(), Value::Object(report));
     if ctx.mirror_system_actions && !system_actions.is_empty() {
         extension.insert("systemActions".to_owned(), serde_json::to_value(&system_actions).unwrap_or(Value::Null));
     }

@@ -2,6 +2,7 @@
 //! definitions. Loaded and validated once at start-up; any error names the file and the field.
 
 pub mod factors;
+pub mod live;
 mod medications;
 mod template;
 mod valueset;
@@ -678,8 +679,9 @@ pub struct Content {
     pub factors: factors::Factors,
     /// RxNorm products and brands to ingredients, for the drug classes.
     pub drugs: DrugMap,
-    /// SHA-256 (hex) of every content file's name and text: which content an audit row's card
-    /// came from.
+    /// SHA-256 (hex) of every content file's name and text: which content produced an answer
+    /// (every response's extension), an audit row, a reload's log line and `/ready`. The one
+    /// definition of the content version.
     pub version: String,
 }
 
@@ -687,6 +689,13 @@ impl Content {
     /// The content compiled into the binary (a copy of `cards/` at build time).
     pub fn embedded() -> Result<Content, ContentError> {
         Content::from_files(embedded::EMBEDDED.iter().map(|(name, text)| ((*name).to_owned(), (*text).to_owned())))
+    }
+
+    /// The version `from_dir` would give, without parsing: how a reload sees that nothing changed.
+    pub fn dir_version(dir: &Path) -> Result<String, ContentError> {
+        let mut files = Vec::new();
+        read_dir(dir, dir, &mut files)?;
+        Ok(version_of(&files.into_iter().collect()))
     }
 
     /// Reads every `.toml` and `.json` file under `dir`.
@@ -698,7 +707,7 @@ impl Content {
 
     pub fn from_files(files: impl IntoIterator<Item = (String, String)>) -> Result<Content, ContentError> {
         let files: BTreeMap<String, String> = files.into_iter().collect();
-        let version = version(&files);
+        let version = version_of(&files);
         let file = |name: &str| {
             files.get(name).ok_or_else(|| ContentError::new(name, "(file)", "is missing from the content directory"))
         };
@@ -762,7 +771,7 @@ impl Content {
 
 /// Names and texts in name order, each followed by a NUL: the same files give the same version
 /// whether they come from a directory or from the binary.
-fn version(files: &BTreeMap<String, String>) -> String {
+fn version_of(files: &BTreeMap<String, String>) -> String {
     use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
     for (name, text) in files {
@@ -771,9 +780,12 @@ fn version(files: &BTreeMap<String, String>) -> String {
         hash.update(text.as_bytes());
         hash.update([0]);
     }
-    hex::encode(hash.finalize())
+    hash.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// Every `.toml` and `.json` file below `dir`. Names starting with a dot are skipped: a
+/// Kubernetes ConfigMap mount holds `..data` and `..<timestamp>` directories beside the files
+/// (which are symbolic links into them), and those would otherwise be read twice.
 fn read_dir(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) -> Result<(), ContentError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| ContentError::new(dir.display().to_string(), "(directory)", format!("cannot be read: {e}")))?;
@@ -781,6 +793,9 @@ fn read_dir(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) -> Resul
         let path = entry
             .map_err(|e| ContentError::new(dir.display().to_string(), "(directory)", format!("cannot be read: {e}")))?
             .path();
+        if path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.')) {
+            continue;
+        }
         if path.is_dir() {
             read_dir(root, &path, files)?;
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("toml" | "json")) {

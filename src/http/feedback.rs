@@ -21,8 +21,8 @@ pub async fn receive(
     body: Bytes,
 ) -> Result<Json<Receipt>, ApiError> {
     require_json(&headers)?;
-    let service = state
-        .content
+    let content = state.content.current();
+    let service = content
         .service(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?;
     let records = state

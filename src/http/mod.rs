@@ -5,8 +5,10 @@
 mod analytics;
 pub mod error;
 mod feedback;
+mod health;
 mod services;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +18,9 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceBuilder;
@@ -30,27 +31,33 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
+use crate::content::live::LiveContent;
 use crate::content::Content;
 use crate::metrics;
 use crate::telemetry::loggable;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub content: Arc<Content>,
+    /// The content in service; a call takes one snapshot (`current()`) and keeps it.
+    pub content: Arc<LiveContent>,
     pub settings: Arc<Settings>,
     /// One pooled client for every FHIR server and JWKS fetch.
     pub http: reqwest::Client,
     /// The database, audit trail and retention job; `None` only in tests that do not need them
     /// (feedback and analytics then answer 503).
     pub records: Option<crate::records::Records>,
+    /// Set on SIGTERM: `/ready` answers 503 from then on, while calls are still served.
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(content: Content, settings: Settings) -> Result<AppState, String> {
+        let content = Arc::new(LiveContent::new(content, settings.content_dir.clone()));
         Ok(AppState {
-            content: Arc::new(content),
+            content,
             settings: Arc::new(settings),
             http: crate::outbound::client()?,
+            stopping: Arc::new(AtomicBool::new(false)),
             records: None,
         })
     }
@@ -85,8 +92,8 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(600));
     Router::new()
         .merge(hooks)
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(state)
@@ -145,7 +152,8 @@ async fn limit_headers(State(limit): State<usize>, request: Request, next: Next)
 /// EHR, so it must show here.
 /// Also times it per service (only ids the content defines: the label set stays bounded
 /// whatever clients send).
-async fn count_responses(State(content): State<Arc<Content>>, request: Request, next: Next) -> Response {
+async fn count_responses(State(live): State<Arc<LiveContent>>, request: Request, next: Next) -> Response {
+    let content = live.current();
     let started = std::time::Instant::now();
     let endpoint = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
         Some("/cds-services") => "discovery",
@@ -183,21 +191,6 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .unwrap_or_else(|| "unknown panic".into());
     metrics::get().panics.inc();
     error::ApiError::Internal(format!("panic: {}", loggable(&detail))).into_response()
-}
-
-/// Liveness: the process answers.
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
-}
-
-/// Readiness: the content is loaded and valid (it is, or the service would not have started).
-async fn ready(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "status": "ready",
-        "services": state.content.services.len(),
-        "cardTypes": state.content.cards.len(),
-        "valueSets": state.content.value_sets.len(),
-    }))
 }
 
 /// Prometheus text exposition.

@@ -21,7 +21,7 @@ use crate::telemetry::loggable;
 
 /// `GET /cds-services`. Always open, always 200.
 pub async fn discovery(State(state): State<AppState>) -> Json<Value> {
-    let content = &state.content;
+    let content = state.content.current();
     let services: Vec<Value> = content
         .services
         .iter()
@@ -55,15 +55,16 @@ pub async fn invoke(
 ) -> Result<Json<CdsResponse>, ApiError> {
     let started = Instant::now();
     require_json(&headers)?;
-    let service = state
-        .content
+    // One snapshot for the whole call: a reload meanwhile does not mix two versions.
+    let content = state.content.current();
+    let service = content
         .service(&id)
         .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?
         .clone();
     let span = tracing::info_span!("hook", hookInstance = tracing::field::Empty, service = %service.id);
     let client = client.map(|c| c.0);
     async move {
-        let (content, settings) = (state.content.clone(), state.settings.clone());
+        let (content_for_read, settings) = (content.clone(), state.settings.clone());
         let (service_for_read, span_for_read) = (service.clone(), tracing::Span::current());
         let (pending, target, call) = blocking(move || {
             let request = HookRequest::parse(&body)?;
@@ -71,7 +72,7 @@ pub async fn invoke(
             evaluate::check_request(&service_for_read, &request)?;
             let target = fhir_target(&settings, client.as_ref(), &request)?;
             let limit = settings.fetch_limits.max_call_resources;
-            let pending = evaluate::prepare(&content, &service_for_read, &request, target.as_ref().map(|t| &t.base), limit);
+            let pending = evaluate::prepare(&content_for_read, &service_for_read, &request, target.as_ref().map(|t| &t.base), limit);
             let call = CallInfo {
                 service: service_for_read.id.clone(),
                 hook: request.hook.clone(),
@@ -90,7 +91,7 @@ pub async fn invoke(
             }
             _ => Vec::new(),
         };
-        let (content, settings) = (state.content.clone(), state.settings.clone());
+        let settings = state.settings.clone();
         let audit = state.records.as_ref().and_then(|r| r.audit.clone());
         let outcome = blocking(move || {
             let today = settings.today();

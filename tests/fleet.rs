@@ -1,0 +1,615 @@
+//! The service as a fleet: real `lbp-cds serve` processes sharing a real Redis
+//! (`redis-server`), behind a real load balancer (HAProxy), stopped with real signals.
+//! `scripts/test` installs redis-server and haproxy (Debian packages) when they are missing.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use lbp_cds::auth::keys::{client_claims, KeyPair};
+use serde_json::{json, Value};
+
+const ISSUER: &str = "https://ehr.example.org";
+/// The fleet's public URL (the load balancer's), the `aud` prefix of every token.
+const PUBLIC: &str = "http://cds.fleet.test";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lbp-cds-fleet-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success(), "kill -{name} {}", child.id());
+}
+
+fn program(name: &str) -> String {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().unwrap();
+    assert!(
+        found.status.success(),
+        "{name} is required by the fleet tests: run scripts/test (it installs it) or `apt-get install {name}`"
+    );
+    String::from_utf8(found.stdout).unwrap().trim().to_owned()
+}
+
+/// A real Redis on a random port in a temporary directory, without persistence; stopped on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let dir = tempdir();
+        Redis::start_on(free_port(), dir)
+    }
+
+    fn start_on(port: u16, dir: PathBuf) -> Redis {
+        let child = Command::new(program("redis-server"))
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "redis-server");
+        Redis { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills it, keeping the port and directory for a restart.
+    fn stop(mut self) -> (u16, PathBuf) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let kept = (self.port, self.dir.clone());
+        std::mem::forget(self);
+        kept
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One `lbp-cds serve` process; its log (stderr) is collected; killed on drop.
+struct Replica {
+    child: Child,
+    address: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Replica {
+    fn start(args: &[String]) -> Replica {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--today", "2026-03-02"])
+            .args(args)
+            .env("LBP_CDS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("discovery at http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(address) => address.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the replica did not start: {}", log.lock().unwrap());
+            }
+        };
+        Replica { child, address, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The log once it holds `needle` (lines arrive through a pipe, a moment after the fact).
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "no {needle:?} in the log: {log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit (at most `limit`) and returns its exit code.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the replica did not exit within {limit:?}: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keys, a JWKS server and an authentication configuration shared by the replicas.
+struct Issuer {
+    pair: KeyPair,
+    jwks: JwksServer,
+    config: PathBuf,
+}
+
+impl Issuer {
+    async fn start(dir: &Path) -> Issuer {
+        let pair = KeyPair::generate("ES384", "fleet-1").unwrap();
+        let jwks = JwksServer::start(serde_json::to_value(pair.jwks()).unwrap()).await;
+        let config = dir.join("auth.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "public_base_url = \"{PUBLIC}\"\nallow_insecure_http = true\n\n[[issuers]]\niss = \"{ISSUER}\"\njwks_url = \"{}\"\nfhir_servers = [\"https://fhir.example.org/r4\"]\n",
+                jwks.url
+            ),
+        )
+        .unwrap();
+        Issuer { pair, jwks, config }
+    }
+
+    fn token(&self, service: &str) -> String {
+        self.pair.sign(&client_claims(ISSUER, &format!("{PUBLIC}/cds-services/{service}"), 300, None)).unwrap()
+    }
+
+    fn args(&self, redis: &Redis) -> Vec<String> {
+        vec!["--auth-config".into(), self.config.display().to_string(), "--redis-url".into(), redis.url()]
+    }
+}
+
+fn fresh_client() -> reqwest::Client {
+    // The service's own client installs the TLS provider reqwest needs (rustls-no-provider).
+    let _ = lbp_cds::outbound::client();
+    // A new connection per call, as calls from many EHR sessions arrive.
+    reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+async fn call(client: &reqwest::Client, url: &str, token: Option<&str>) -> Result<(u16, Value), reqwest::Error> {
+    let mut request = client.post(url).json(&Scenario::new("patient-view", 45).low_back_pain(7).body());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let response = fresh_client().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+const SERVICE: &str = "lbp-patient-view";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_replay_cache_and_fetched_key_sets_through_redis() {
+    let dir = tempdir();
+    let redis = Redis::start();
+    let issuer = Issuer::start(&dir).await;
+    let a = Replica::start(&issuer.args(&redis));
+    let b = Replica::start(&issuer.args(&redis));
+    let client = fresh_client();
+    let path = format!("/cds-services/{SERVICE}");
+
+    let token = issuer.token(SERVICE);
+    let (status, response) = call(&client, &a.url(&path), Some(&token)).await.unwrap();
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(issuer.jwks.fetch_count(), 1, "replica a fetched the key set");
+    let (status, _) = call(&client, &b.url(&path), Some(&token)).await.unwrap();
+    assert_eq!(status, 401, "the jti used on replica a is refused by replica b");
+    b.wait_for_log("jti was already used");
+    assert_eq!(issuer.jwks.fetch_count(), 1, "replica b read the key set replica a fetched, from Redis");
+
+    // A fresh token is accepted on b, once.
+    let fresh = issuer.token(SERVICE);
+    assert_eq!(call(&client, &b.url(&path), Some(&fresh)).await.unwrap().0, 200);
+    assert_eq!(call(&client, &a.url(&path), Some(&fresh)).await.unwrap().0, 401);
+    assert_eq!(call(&client, &b.url(&path), Some(&fresh)).await.unwrap().0, 401, "and refused again by b itself");
+
+    // Concurrent use of one token on both replicas: exactly one call is accepted.
+    let race = issuer.token(SERVICE);
+    let (url_a, url_b) = (a.url(&path), b.url(&path));
+    let (first, second) = tokio::join!(call(&client, &url_a, Some(&race)), call(&client, &url_b, Some(&race)));
+    let mut statuses = vec![first.unwrap().0, second.unwrap().0];
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 401]);
+
+    let (status, ready) = get(&a.url("/ready")).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["cache"]["kind"], "redis");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_waits_for_redis_with_bounded_retries() {
+    // Redis starts a second after the replica: the replica waits, then serves.
+    let port = free_port();
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        Redis::start_on(port, tempdir())
+    });
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let started = Instant::now();
+    let replica = Replica::start(&["--redis-url".into(), url, "--dependency-wait-ms".into(), "20000".into()]);
+    let _redis = late.join().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900), "it listened only once Redis answered");
+    replica.wait_for_log("connected to the shared cache");
+    let (status, ready) = get(&replica.url("/ready")).await;
+    assert_eq!((status, &ready["cache"]["status"]), (200, &json!("ok")), "{ready}");
+
+    // Redis never comes: start-up gives up after the wait, exit code 2, the reason on stderr.
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--dependency-wait-ms", "1000", "--redis-url"])
+        .arg(format!("redis://127.0.0.1:{}/0", free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot reach the shared cache"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(8), "bounded: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_refuses_calls_loudly_and_recovers_when_redis_returns() {
+    let dir = tempdir();
+    let redis = Redis::start();
+    let issuer = Issuer::start(&dir).await;
+    let replica = Replica::start(&issuer.args(&redis));
+    let client = fresh_client();
+    let url = replica.url(&format!("/cds-services/{SERVICE}"));
+    assert_eq!(call(&client, &url, Some(&issuer.token(SERVICE))).await.unwrap().0, 200);
+
+    let (port, redis_dir) = redis.stop();
+    let (status, _) = call(&client, &url, Some(&issuer.token(SERVICE))).await.unwrap();
+    assert_eq!(status, 401, "without the shared replay cache a token cannot be checked: refused, never accepted");
+    replica.wait_for_log("replay check unavailable");
+    replica.wait_for_log("shared cache operation failed");
+    let (status, ready) = get(&replica.url("/ready")).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["cache"]["status"], "error", "{ready}");
+    let metrics = client.get(replica.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("lbp_cds_shared_cache_errors_total{reason=\"replay\"}"), "{metrics}");
+    assert!(metrics.contains("lbp_cds_auth_failures_total{reason=\"replay_check_unavailable\"}"), "{metrics}");
+
+    // Redis comes back on the same address: the replica reconnects by itself.
+    let _redis = Redis::start_on(port, redis_dir);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = call(&client, &url, Some(&issuer.token(SERVICE))).await.unwrap();
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica did not recover after Redis returned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(get(&replica.url("/ready")).await.0, 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_during_load_completes_every_accepted_call_and_exits_zero() {
+    // Delays generous enough for a busy shared machine; the checks below are timed from SIGTERM.
+    let mut replica = Replica::start(&["--shutdown-delay-ms".into(), "3000".into(), "--shutdown-grace-ms".into(), "10000".into()]);
+    let url = replica.url(&format!("/cds-services/{SERVICE}"));
+
+    // A call in flight across the whole shutdown: its head and half its body now, the rest
+    // after the replica has stopped accepting connections.
+    let body = serde_json::to_vec(&Scenario::new("patient-view", 45).low_back_pain(7).body()).unwrap();
+    let mut slow = TcpStream::connect(replica.address).unwrap();
+    let head = format!(
+        "POST /cds-services/{SERVICE} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        replica.address,
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    slow.write_all(&body[..body.len() / 2]).unwrap();
+
+    // Load: eight callers, each calling again as soon as answered, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let after_sigterm = Arc::new(AtomicBool::new(false));
+    let answered_after_sigterm = Arc::new(AtomicUsize::new(0));
+    let mut callers = Vec::new();
+    for _ in 0..8 {
+        let (url, stop, after, counted) = (url.clone(), stop.clone(), after_sigterm.clone(), answered_after_sigterm.clone());
+        callers.push(tokio::spawn(async move {
+            let client = fresh_client();
+            let mut outcomes = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let sent_after = after.load(Ordering::SeqCst);
+                let outcome = call(&client, &url, None).await.map(|(status, response)| (status, response["cards"].is_array()));
+                if sent_after && matches!(outcome, Ok((200, true))) {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+                outcomes.push(outcome.map_err(|e| e.to_string()));
+            }
+            outcomes
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&replica.child, "TERM");
+    let sigterm_at = tokio::time::Instant::now();
+    after_sigterm.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, ready) = get(&replica.url("/ready")).await;
+    assert_eq!(status, 503, "readiness turns false at once: {ready}");
+    assert_eq!(ready["reasons"], json!(["shutting down"]));
+    // A load balancer stops sending once readiness fails; the callers stop within the delay.
+    tokio::time::sleep_until(sigterm_at + Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for caller in callers {
+        outcomes.extend(caller.await.unwrap());
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| !matches!(o, Ok((200, true)))).collect();
+    assert!(failed.is_empty(), "every call sent before and during the drain was answered with cards: {failed:?}");
+    assert!(outcomes.len() >= 16, "the load was real: {} calls", outcomes.len());
+    eprintln!("SIGTERM under load: {} calls, {} sent after SIGTERM, all answered", outcomes.len(), answered_after_sigterm.load(Ordering::SeqCst));
+    assert!(answered_after_sigterm.load(Ordering::SeqCst) > 0, "calls sent after SIGTERM were served too");
+
+    // Past the delay the listener is closed, while the slow call is still in flight.
+    tokio::time::sleep_until(sigterm_at + Duration::from_millis(3600)).await;
+    assert!(TcpStream::connect(replica.address).is_err(), "no new connections after the drain delay");
+    slow.write_all(&body[body.len() / 2..]).unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "the call in flight completed: {answer}");
+    assert!(answer.contains("\"cards\""), "{answer}");
+    assert_eq!(replica.wait_exit(Duration::from_secs(10)), Some(0), "exit 0 after a graceful stop: {}", replica.log());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// Replaces a file in one step, as a ConfigMap update does (a reader never sees half a file).
+/// The temporary name starts with a dot: the content loader skips such names.
+fn replace_file(path: &Path, text: &str) {
+    let temporary = path.with_file_name(format!(".{}.new", path.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+async fn served_version(client: &reqwest::Client, replica: &Replica) -> String {
+    let (status, response) = call(client, &replica.url(&format!("/cds-services/{SERVICE}")), None).await.unwrap();
+    assert_eq!(status, 200, "{response}");
+    assert_valid_response(&response);
+    response["extension"]["lbp-cds"]["contentVersion"].as_str().expect("every response names its content version").to_owned()
+}
+
+async fn wait_until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_content_change_keeps_the_old_content_and_a_good_one_replaces_it_without_restart() {
+    let dir = tempdir();
+    let cards = dir.join("cards");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"), &cards);
+    let replica = Replica::start(&["--content".into(), cards.display().to_string(), "--content-poll-ms".into(), "200".into()]);
+    let client = fresh_client();
+    let original = served_version(&client, &replica).await;
+    assert_eq!(get(&replica.url("/ready")).await.1["content"]["version"], original.as_str());
+
+    // A bad change (a threshold of zero weeks): refused, the old content keeps serving.
+    let rules = cards.join("rules.toml");
+    let good_rules = std::fs::read_to_string(&rules).unwrap();
+    replace_file(&rules, &good_rules.replace("imaging_threshold_weeks = 6", "imaging_threshold_weeks = 0"));
+    wait_until(Duration::from_secs(10), "the refused change shows in /ready", async || {
+        get(&replica.url("/ready")).await.1["content"].get("rejectedChange").is_some()
+    })
+    .await;
+    let (status, ready) = get(&replica.url("/ready")).await;
+    assert_eq!(status, 200, "a refused change does not take the replica out of service: {ready}");
+    assert_eq!(ready["content"]["rejectedChange"]["file"], "rules.toml", "{ready}");
+    assert_eq!(ready["content"]["rejectedChange"]["field"], "thresholds.imaging_threshold_weeks", "{ready}");
+    assert_ne!(ready["content"]["rejectedChange"]["version"], original.as_str(), "{ready}");
+    assert_eq!(ready["content"]["version"], original.as_str());
+    assert_eq!(served_version(&client, &replica).await, original, "the old content still answers");
+    let metrics = client.get(replica.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("lbp_cds_content_reload_failing 1"), "{metrics}");
+    assert!(metrics.contains("lbp_cds_content_reloads_total{reason=\"rejected\"} 1"), "{metrics}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let log = replica.wait_for_log("content change refused");
+    assert!(log.contains("thresholds.imaging_threshold_weeks"), "{log}");
+    assert_eq!(log.matches("content change refused").count(), 1, "logged once, not at every poll: {log}");
+
+    // A good change: validated, swapped in, named by the new version in every answer.
+    replace_file(&rules, &format!("{good_rules}\n# reviewed again\n"));
+    wait_until(Duration::from_secs(10), "the good change is served", async || served_version(&client, &replica).await != original)
+        .await;
+    let (_, ready) = get(&replica.url("/ready")).await;
+    assert!(ready["content"].get("rejectedChange").is_none(), "{ready}");
+    assert_eq!(ready["content"]["version"], served_version(&client, &replica).await.as_str());
+    let metrics = client.get(replica.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("lbp_cds_content_reload_failing 0"), "{metrics}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_content_directory() {
+    let dir = tempdir();
+    let cards = dir.join("cards");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"), &cards);
+    // No polling: only the signal can reload.
+    let replica = Replica::start(&["--content".into(), cards.display().to_string(), "--content-poll-ms".into(), "0".into()]);
+    let client = fresh_client();
+    let original = served_version(&client, &replica).await;
+    let rules = cards.join("rules.toml");
+    replace_file(&rules, &format!("{}\n# signed off\n", std::fs::read_to_string(&rules).unwrap()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(served_version(&client, &replica).await, original, "nothing reloads without the signal");
+    signal(&replica.child, "HUP");
+    wait_until(Duration::from_secs(10), "SIGHUP reloads", async || served_version(&client, &replica).await != original).await;
+    replica.wait_for_log("SIGHUP: reloading content");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// HAProxy in front of the replicas, health-checking `/ready`, retrying a call refused by a dead
+/// replica on the other (hook calls are idempotent: card uuids derive from `hookInstance`).
+struct LoadBalancer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl LoadBalancer {
+    fn start(backends: &[SocketAddr]) -> LoadBalancer {
+        let dir = tempdir();
+        let port = free_port();
+        let servers: String = backends
+            .iter()
+            .enumerate()
+            .map(|(i, address)| format!("    server replica{i} {address} check inter 200ms fall 1 rise 2\n"))
+            .collect();
+        let config = format!(
+            "global\n    maxconn 512\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 20s\n    timeout server 20s\n    retries 3\n    option redispatch 1\n    retry-on conn-failure empty-response response-timeout\n\nfrontend fleet\n    bind 127.0.0.1:{port}\n    http-request wait-for-body time 2s\n    default_backend replicas\n\nbackend replicas\n    balance roundrobin\n    option httpchk GET /ready\n{servers}"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let check = Command::new(program("haproxy")).arg("-c").arg("-f").arg(&path).output().unwrap();
+        assert!(check.status.success(), "haproxy configuration: {}", String::from_utf8_lossy(&check.stderr));
+        let child = Command::new(program("haproxy"))
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "haproxy");
+        LoadBalancer { child, port, dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for LoadBalancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_replica_behind_a_load_balancer_and_the_other_keeps_answering() {
+    let mut a = Replica::start(&[]);
+    let b = Replica::start(&[]);
+    let balancer = LoadBalancer::start(&[a.address, b.address]);
+    let client = fresh_client();
+    let url = balancer.url(&format!("/cds-services/{SERVICE}"));
+    // Both replicas are in service (each answers some calls).
+    wait_until(Duration::from_secs(10), "the load balancer sees both replicas ready", async || {
+        call(&client, &url, None).await.is_ok_and(|(status, _)| status == 200)
+    })
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let (url, stop) = (url.clone(), stop.clone());
+        callers.push(tokio::spawn(async move {
+            let client = fresh_client();
+            let mut outcomes = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let outcome = call(&client, &url, None).await.map(|(status, response)| (status, response["cards"].is_array()));
+                outcomes.push(outcome.map_err(|e| e.to_string()));
+            }
+            outcomes
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for caller in callers {
+        outcomes.extend(caller.await.unwrap());
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| !matches!(o, Ok((200, true)))).collect();
+    assert!(failed.is_empty(), "every call through the load balancer was answered with cards: {failed:?}");
+    assert!(outcomes.len() >= 8, "the load was real: {} calls", outcomes.len());
+    eprintln!("SIGKILL behind the load balancer: {} calls, all answered", outcomes.len());
+    b.wait_for_log("hook answered");
+    // And afterwards, the survivor alone answers.
+    for _ in 0..5 {
+        assert_eq!(call(&client, &url, None).await.unwrap().0, 200);
+    }
+}
