@@ -9,7 +9,9 @@ fn main() {
     let mut files = Vec::new();
     collect(root, root, &mut files);
     files.sort();
-    let mut out = String::from("/// Every file under `cards/`, as (relative path, contents).\npub static EMBEDDED: &[(&str, &str)] = &[\n");
+    let mut out = String::from(
+        "/// Every file under `cards/`, as (relative path, contents).\npub static EMBEDDED: &[(&str, &str)] = &[\n",
+    );
     for relative in files {
         let absolute = fs::canonicalize(root.join(&relative)).expect("content file path");
         out.push_str(&format!("    ({relative:?}, include_str!({:?})),\n", absolute.display().to_string()));

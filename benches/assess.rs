@@ -4,8 +4,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lbp_cds::cards::{render, RenderContext};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lbp_cds::cards::{RenderContext, render};
 use lbp_cds::content::Content;
 use lbp_cds::hooks::{Hook, HookRequest};
 use lbp_cds::{assess, record};

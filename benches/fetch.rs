@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lbp_cds::content::Content;
-use lbp_cds::evaluate::{gather_record, FhirAccess};
+use lbp_cds::evaluate::{FhirAccess, gather_record};
 use lbp_cds::fhir::FetchLimits;
 use lbp_cds::hooks::HookRequest;
 use serde_json::json;

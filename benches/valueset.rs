@@ -2,10 +2,10 @@
 //! expansion and against one ten times larger (synthetic SNOMED CT codes added), and the RxNorm
 //! ingredient map likewise. Run with `cargo bench --bench valueset`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lbp_cds::content::{Content, ValueSet};
 use lbp_cds::record::{Code, Concept};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::hint::black_box;
 
 const SHIPPED: &str = include_str!("../cards/valuesets/lbp-diagnosis.json");
@@ -16,8 +16,10 @@ fn scaled(factor: usize) -> ValueSet {
     let contains = set["expansion"]["contains"].as_array_mut().unwrap();
     let shipped = contains.len();
     for index in 0..shipped * (factor - 1) {
-        contains.push(json!({"system": "http://snomed.info/sct", "code": format!("{}", 900_000_000_000_000u64 + index as u64),
-            "display": "synthetic", "extension": [{"url": "urn:lbp-cds:confirmation", "valueCode": "U"}]}));
+        contains.push(
+            json!({"system": "http://snomed.info/sct", "code": format!("{}", 900_000_000_000_000u64 + index as u64),
+            "display": "synthetic", "extension": [{"url": "urn:lbp-cds:confirmation", "valueCode": "U"}]}),
+        );
     }
     ValueSet::parse("valuesets/lbp-diagnosis.json", &set.to_string()).unwrap()
 }
@@ -38,9 +40,15 @@ fn benches(c: &mut Criterion) {
     for factor in [1, 10] {
         let set = scaled(factor);
         let label = format!("{factor}x ({} codes)", set.concepts().len());
-        group.bench_with_input(BenchmarkId::new("snomed_hit", &label), &set, |b, set| b.iter(|| set.lookup(black_box(&hit)).is_some()));
-        group.bench_with_input(BenchmarkId::new("icd_normalised_hit", &label), &set, |b, set| b.iter(|| set.lookup(black_box(&icd)).is_some()));
-        group.bench_with_input(BenchmarkId::new("miss", &label), &set, |b, set| b.iter(|| set.lookup(black_box(&miss)).is_some()));
+        group.bench_with_input(BenchmarkId::new("snomed_hit", &label), &set, |b, set| {
+            b.iter(|| set.lookup(black_box(&hit)).is_some())
+        });
+        group.bench_with_input(BenchmarkId::new("icd_normalised_hit", &label), &set, |b, set| {
+            b.iter(|| set.lookup(black_box(&icd)).is_some())
+        });
+        group.bench_with_input(BenchmarkId::new("miss", &label), &set, |b, set| {
+            b.iter(|| set.lookup(black_box(&miss)).is_some())
+        });
         group.bench_with_input(BenchmarkId::new("concept_two_codings", &label), &set, |b, set| {
             b.iter(|| set.match_concept(black_box(&problem)).is_some())
         });
@@ -52,7 +60,9 @@ fn benches(c: &mut Criterion) {
         codes: vec![code("http://www.nlm.nih.gov/research/umls/rxnorm", "1049221")],
         text: Some("Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet".into()),
     };
-    c.bench_function("drug_class/opioid_by_product_code", |b| b.iter(|| content.drug_in_class("opioids", black_box(&order)).is_some()));
+    c.bench_function("drug_class/opioid_by_product_code", |b| {
+        b.iter(|| content.drug_in_class("opioids", black_box(&order)).is_some())
+    });
 }
 
 criterion_group!(benches_group, benches);

@@ -45,7 +45,10 @@ mod tests {
         assert_eq!(date_at(instant, &TimeZone::UTC), time::macros::date!(2026 - 03 - 03));
         // And east of UTC the date turns earlier: 2026-03-02 20:00 UTC is 2026-03-03 in Sydney.
         let instant: jiff::Timestamp = "2026-03-02T20:00:00Z".parse().unwrap();
-        assert_eq!(date_at(instant, &parse_time_zone("Australia/Sydney").unwrap()), time::macros::date!(2026 - 03 - 03));
+        assert_eq!(
+            date_at(instant, &parse_time_zone("Australia/Sydney").unwrap()),
+            time::macros::date!(2026 - 03 - 03)
+        );
     }
 
     #[test]

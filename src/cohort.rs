@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use time::Date;
 
 use crate::config::{ClockArgs, ContentArgs};
@@ -217,7 +217,9 @@ pub fn load(input: &Path, jobs: usize) -> Result<Vec<PatientData>, String> {
     }
     for mut bundle in bundles {
         let resources: Vec<Value> = match bundle.get_mut("entry").and_then(Value::as_array_mut) {
-            Some(entries) => entries.iter_mut().filter_map(|entry| entry.get_mut("resource").map(Value::take)).collect(),
+            Some(entries) => {
+                entries.iter_mut().filter_map(|entry| entry.get_mut("resource").map(Value::take)).collect()
+            }
             None => Vec::new(),
         };
         let owner = resources.iter().find(|r| r["resourceType"] == "Patient").and_then(patient_of);
@@ -251,11 +253,13 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R 
     let results = Mutex::new(Vec::with_capacity(items.len()));
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            scope.spawn(|| loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(index) else { break };
-                let result = f(item);
-                results.lock().unwrap_or_else(|e| e.into_inner()).push((index, result));
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(index) else { break };
+                    let result = f(item);
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push((index, result));
+                }
             });
         }
     });
@@ -342,7 +346,8 @@ pub fn request_for(patient: &PatientData, order: SimulatedOrder) -> Value {
         None => "patient-view",
         Some(draft) => {
             let reference = format!("{}/cohort-order", draft["resourceType"].as_str().unwrap_or("ServiceRequest"));
-            context["draftOrders"] = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]});
+            context["draftOrders"] =
+                json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]});
             context["selections"] = json!([reference]);
             "order-select"
         }
@@ -382,7 +387,8 @@ fn evaluate_patient(content: &Content, patient: &PatientData, today: Date, order
 
 fn describe(content: &Content, outcome: &Outcome, result: &mut PatientResult) {
     result.episode = outcome.assessment.episode.is_some();
-    result.cards = outcome.response.cards.iter().filter_map(|card| card.source.topic.as_ref().map(|t| t.code.clone())).collect();
+    result.cards =
+        outcome.response.cards.iter().filter_map(|card| card.source.topic.as_ref().map(|t| t.code.clone())).collect();
     for flag in &outcome.assessment.red_flags {
         let card_type = flag.category.card_type();
         if !result.cards.iter().any(|c| c == card_type) {
@@ -505,7 +511,8 @@ pub fn table(report: &Report) -> String {
         let _ = writeln!(out, "| (none) | | 0 |");
     }
     for code in &report.unmatched_back_pain_codes {
-        let _ = writeln!(out, "| {} {} | {} | {} |", code.code.system, code.code.code, code.code.display, code.patients);
+        let _ =
+            writeln!(out, "| {} {} | {} | {} |", code.code.system, code.code.code, code.code.display, code.patients);
     }
     out
 }
@@ -513,25 +520,48 @@ pub fn table(report: &Report) -> String {
 /// The report as CSV rows: `section,key,detail,patients,percent`.
 pub fn csv(report: &Report) -> String {
     let field = |value: &str| {
-        if value.contains([',', '"', '\n']) {
-            format!("\"{}\"", value.replace('"', "\"\""))
-        } else {
-            value.to_owned()
-        }
+        if value.contains([',', '"', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value.to_owned() }
     };
-    let pct = |n: usize| if report.patients == 0 { 0.0 } else { (n as f64 * 1000.0 / report.patients as f64).round() / 10.0 };
+    let pct =
+        |n: usize| if report.patients == 0 { 0.0 } else { (n as f64 * 1000.0 / report.patients as f64).round() / 10.0 };
     let mut out = String::from("section,key,detail,patients,percent\n");
     let _ = writeln!(out, "population,patients,{},{},100.0", report.date, report.patients);
-    let _ = writeln!(out, "population,with-episode,,{},{}", report.patients_with_episode, pct(report.patients_with_episode));
+    let _ = writeln!(
+        out,
+        "population,with-episode,,{},{}",
+        report.patients_with_episode,
+        pct(report.patients_with_episode)
+    );
     for card in &report.cards {
-        let _ = writeln!(out, "card,{},{},{},{}", field(&card.card_type), field(&card.indicator), card.patients, card.percent);
+        let _ = writeln!(
+            out,
+            "card,{},{},{},{}",
+            field(&card.card_type),
+            field(&card.indicator),
+            card.patients,
+            card.percent
+        );
     }
     for trigger in &report.red_flag_triggers {
-        let _ = writeln!(out, "red-flag-trigger,{},{},{},{}", field(&trigger.card_type), field(&trigger.trigger), trigger.patients, pct(trigger.patients));
+        let _ = writeln!(
+            out,
+            "red-flag-trigger,{},{},{},{}",
+            field(&trigger.card_type),
+            field(&trigger.trigger),
+            trigger.patients,
+            pct(trigger.patients)
+        );
     }
     for code in &report.unmatched_back_pain_codes {
         let key = format!("{}|{}", code.code.system, code.code.code);
-        let _ = writeln!(out, "unmatched-back-pain-code,{},{},{},{}", field(&key), field(&code.code.display), code.patients, pct(code.patients));
+        let _ = writeln!(
+            out,
+            "unmatched-back-pain-code,{},{},{},{}",
+            field(&key),
+            field(&code.code.display),
+            code.patients,
+            pct(code.patients)
+        );
     }
     out
 }

@@ -45,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the CDS Hooks service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the cards for a stored hook request, offline.
     Evaluate(EvaluateArgs),
     /// Validate a content directory and exit.
@@ -153,9 +153,12 @@ impl Cli {
         };
         let shown = file.display();
         let text = std::fs::read_to_string(file).map_err(|e| LoadError::File(format!("cannot read {shown}: {e}")))?;
-        let table: toml::Table = toml::from_str(&text).map_err(|e| LoadError::File(format!("{shown}: {}", e.message())))?;
-        let known: Vec<String> =
-            Cli::command().find_subcommand("serve").map(|c| c.get_arguments().filter_map(|a| a.get_long().map(str::to_owned)).collect()).unwrap_or_default();
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| LoadError::File(format!("{shown}: {}", e.message())))?;
+        let known: Vec<String> = Cli::command()
+            .find_subcommand("serve")
+            .map(|c| c.get_arguments().filter_map(|a| a.get_long().map(str::to_owned)).collect())
+            .unwrap_or_default();
         // File values go in front of the user's arguments, and only for settings that neither
         // the command line nor the environment gave: those keep precedence.
         let mut layered: Vec<OsString> = args[..2.min(args.len())].to_vec();
@@ -484,7 +487,7 @@ mod tests {
 
     fn serve_args(cli: Cli) -> ServeArgs {
         match cli.command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             other => panic!("not serve: {other:?}"),
         }
     }
@@ -514,10 +517,12 @@ mod tests {
         assert_eq!(flag_wins.request_timeout_ms, 1234);
 
         std::fs::write(&file, "request-timeout = 5\n").unwrap();
-        let error = Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap_err();
+        let error =
+            Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap_err();
         assert!(error.to_string().contains("unknown setting `request-timeout`"), "{error}");
         std::fs::write(&file, "request-timeout-ms = \"soon\"\n").unwrap();
-        let error = Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap_err();
+        let error =
+            Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap_err();
         assert!(error.to_string().contains("request-timeout-ms"), "the bad setting is named: {error}");
         let _ = std::fs::remove_file(&file);
     }

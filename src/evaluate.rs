@@ -6,8 +6,8 @@ use time::Date;
 use crate::assess::{self, Assessment};
 use crate::cards::{self, RenderContext};
 use crate::content::{Content, ServiceDefinition};
-use crate::hooks::{CdsResponse, Hook, HookRequest, RequestError};
 use crate::fhir::{self, Fetch, FetchLimits, Fetched};
+use crate::hooks::{CdsResponse, Hook, HookRequest, RequestError};
 use crate::outbound::UrlScope;
 use crate::record::{self, Availability, KeyState, PatientRecord, RecordBuilder};
 
@@ -144,7 +144,8 @@ pub async fn gather_record(
     access: Option<FhirAccess<'_>>,
 ) -> Result<PatientRecord, EvaluateError> {
     let limit = access.map_or(record::DEFAULT_RESOURCE_LIMIT, |a| a.limits.max_call_resources);
-    let Pending { mut builder, fetches, why_missing, .. } = prepare(content, service, request, access.map(|a| a.base), limit);
+    let Pending { mut builder, fetches, why_missing, .. } =
+        prepare(content, service, request, access.map(|a| a.base), limit);
     if let (Some(access), false) = (access, fetches.is_empty()) {
         tracing::info!(queries = fetches.len(), "fetching data the client did not prefetch");
         let fetched = fhir::fetch_all(access.http, access.base, access.token, fetches, access.limits).await;

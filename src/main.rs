@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use lbp_cds::auth::keys::{client_claims, KeyPair};
+use lbp_cds::auth::keys::{KeyPair, client_claims};
 use lbp_cds::config::{Cli, Command, LoadError, TokenCommand};
 use lbp_cds::evaluate::{self, Options};
 use lbp_cds::startup::Application;

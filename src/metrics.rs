@@ -5,12 +5,12 @@
 
 use std::sync::OnceLock;
 
-use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -165,8 +165,16 @@ impl Metrics {
             "FHIR query latency (all pages) by prefetch key and outcome",
             metrics.fhir_query_seconds.clone(),
         );
-        registry.register("audit_queue_depth", "Hook calls waiting in the audit queue", metrics.audit_queue_depth.clone());
-        registry.register("audit_dropped", "Audit rows dropped (queue full or write failed)", metrics.audit_dropped.clone());
+        registry.register(
+            "audit_queue_depth",
+            "Hook calls waiting in the audit queue",
+            metrics.audit_queue_depth.clone(),
+        );
+        registry.register(
+            "audit_dropped",
+            "Audit rows dropped (queue full or write failed)",
+            metrics.audit_dropped.clone(),
+        );
         registry.register("audit_written", "Audit rows written", metrics.audit_written.clone());
         registry.register(
             "audit_batch_duration_seconds",
@@ -185,7 +193,11 @@ impl Metrics {
             "1 while a refused content change is pending (the previous content serves)",
             metrics.content_reload_failing.clone(),
         );
-        registry.register("shared_cache_errors", "Failed shared-cache (Redis) operations by operation", metrics.shared_cache_errors.clone());
+        registry.register(
+            "shared_cache_errors",
+            "Failed shared-cache (Redis) operations by operation",
+            metrics.shared_cache_errors.clone(),
+        );
         registry.register("ready", "1 while the readiness check passes", metrics.ready.clone());
         Metrics { registry, ..metrics }
     }

@@ -119,7 +119,10 @@ pub fn parse_strict(raw: &str, allow_http: bool) -> Result<Url, UrlError> {
         "http" if allow_http => {}
         _ => return Err(UrlError::Scheme),
     }
-    if !url.username().is_empty() || url.password().is_some() || path_and_rest.split('/').next().is_some_and(|a| a.contains('@')) {
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || path_and_rest.split('/').next().is_some_and(|a| a.contains('@'))
+    {
         return Err(UrlError::Userinfo);
     }
     if url.host().is_none() {

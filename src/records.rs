@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
-use crate::audit::{now_ms, AuditTrail};
-use crate::storage::{Store, StorageSettings};
+use crate::audit::{AuditTrail, now_ms};
+use crate::storage::{StorageSettings, Store};
 
 #[derive(Clone, Debug)]
 pub struct Records {
@@ -65,7 +65,11 @@ pub async fn enforce_retention(store: &Store, keep: std::time::Duration) {
         Ok(deleted) => {
             crate::metrics::get().retention_deleted.inc_by(deleted.audit_cards + deleted.feedback);
             if deleted.audit_cards + deleted.feedback > 0 {
-                tracing::info!(audit_cards = deleted.audit_cards, feedback = deleted.feedback, "retention: old rows deleted");
+                tracing::info!(
+                    audit_cards = deleted.audit_cards,
+                    feedback = deleted.feedback,
+                    "retention: old rows deleted"
+                );
             }
         }
         Err(error) => tracing::error!(%error, "retention: deleting old rows failed"),

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::evaluate::Outcome;
-use crate::hooks::{response::ActionType, CdsResponse};
+use crate::hooks::{CdsResponse, response::ActionType};
 
 pub fn readable(outcome: &Outcome, header: &str) -> String {
     let mut out = String::new();

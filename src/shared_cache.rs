@@ -59,8 +59,9 @@ impl SharedCache {
         let mut attempt = 1u32;
         loop {
             let connected = async {
-                let connection =
-                    ConnectionManager::new_with_config(client.clone(), config.clone()).await.map_err(|e| e.to_string())?;
+                let connection = ConnectionManager::new_with_config(client.clone(), config.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let cache = SharedCache { connection, shown: shown.clone() };
                 cache.ping().await.map_err(|e| e.message)?;
                 Ok::<_, String>(cache)
@@ -76,8 +77,14 @@ impl SharedCache {
                 Err(_) if tokio::time::Instant::now() + pause < deadline => {
                     tracing::warn!(redis = %shown, attempt, "shared cache did not answer; retrying");
                 }
-                Ok(Err(error)) => return Err(format!("cannot reach the shared cache at {shown} after {attempt} attempts: {error}")),
-                Err(_) => return Err(format!("cannot reach the shared cache at {shown} after {attempt} attempts: no answer")),
+                Ok(Err(error)) => {
+                    return Err(format!("cannot reach the shared cache at {shown} after {attempt} attempts: {error}"));
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "cannot reach the shared cache at {shown} after {attempt} attempts: no answer"
+                    ));
+                }
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
@@ -92,7 +99,13 @@ impl SharedCache {
 
     /// Stores `value` under `key` for `ttl` unless the key exists (`SET NX EX`, one atomic
     /// command): true if this call stored it.
-    pub async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration, operation: &'static str) -> Result<bool, SharedCacheError> {
+    pub async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        operation: &'static str,
+    ) -> Result<bool, SharedCacheError> {
         let mut command = redis::cmd("SET");
         command.arg(format!("{PREFIX}{key}")).arg(value).arg("NX").arg("EX").arg(ttl.as_secs().max(1));
         let stored: Option<String> = self.run(command, operation).await?;
@@ -100,7 +113,13 @@ impl SharedCache {
     }
 
     /// Stores `value` under `key` for `ttl`, replacing any value.
-    pub async fn set(&self, key: &str, value: &str, ttl: Duration, operation: &'static str) -> Result<(), SharedCacheError> {
+    pub async fn set(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        operation: &'static str,
+    ) -> Result<(), SharedCacheError> {
         let mut command = redis::cmd("SET");
         command.arg(format!("{PREFIX}{key}")).arg(value).arg("EX").arg(ttl.as_secs().max(1));
         let _: Option<String> = self.run(command, operation).await?;
@@ -119,12 +138,18 @@ impl SharedCache {
         Ok(())
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd, operation: &'static str) -> Result<T, SharedCacheError> {
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        command: redis::Cmd,
+        operation: &'static str,
+    ) -> Result<T, SharedCacheError> {
         let mut connection = self.connection.clone();
         let result = match tokio::time::timeout(COMMAND_TIMEOUT, command.query_async::<T>(&mut connection)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => SharedCacheError { operation, message: error.to_string() },
-            Err(_) => SharedCacheError { operation, message: format!("no answer within {} ms", COMMAND_TIMEOUT.as_millis()) },
+            Err(_) => {
+                SharedCacheError { operation, message: format!("no answer within {} ms", COMMAND_TIMEOUT.as_millis()) }
+            }
         };
         metrics::get().shared_cache_errors.get_or_create(&metrics::reason(operation)).inc();
         tracing::error!(redis = %self.shown, operation, error = %result.message, "shared cache operation failed");

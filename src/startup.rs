@@ -2,8 +2,8 @@
 //! both take, so the tests run the start-up policy the product runs.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -45,7 +45,9 @@ impl Application {
         let content = args.content.load()?;
         let shared_cache = match &args.redis_url {
             Some(url) => Some(
-                SharedCache::connect(url, Duration::from_millis(args.dependency_wait_ms)).await.map_err(StartupError::Dependency)?,
+                SharedCache::connect(url, Duration::from_millis(args.dependency_wait_ms))
+                    .await
+                    .map_err(StartupError::Dependency)?,
             ),
             None => None,
         };
@@ -71,7 +73,9 @@ impl Application {
     /// Opens (and migrates) the database and starts the audit writer and retention job; the
     /// connection loop writes the audit queue out when it stops.
     pub async fn with_records(self, storage: crate::storage::StorageSettings) -> Result<Application, StartupError> {
-        let records = crate::records::Records::start(storage, &self.state.content.current().version).await.map_err(StartupError::Other)?;
+        let records = crate::records::Records::start(storage, &self.state.content.current().version)
+            .await
+            .map_err(StartupError::Other)?;
         Ok(Application { state: self.state.with_records(records), ..self })
     }
 
@@ -89,7 +93,9 @@ impl Application {
             tracing::warn!("authentication is off: no trusted issuers are configured");
         }
         if settings.auth.is_some() && settings.shared_cache.is_none() {
-            tracing::info!("replay and key-set caches are in process: run one replica, or pass --redis-url to share them");
+            tracing::info!(
+                "replay and key-set caches are in process: run one replica, or pass --redis-url to share them"
+            );
         }
         if let Some(today) = settings.fixed_today {
             tracing::warn!(%today, "the clinical date is fixed by configuration (LBP_CDS_TODAY / --today)");
@@ -114,7 +120,10 @@ impl Application {
     /// still served for `shutdown_delay_ms` (load balancers stop sending traffic), then new
     /// connections are refused and calls in flight get `shutdown_grace_ms` to finish (see
     /// [`http::serve`]). Content is watched for changes meanwhile.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let local = self.address();
         let settings = self.state.settings.clone();
         self.state.content.watch(Duration::from_millis(settings.content_poll_ms));
@@ -123,7 +132,10 @@ impl Application {
             shutdown.await;
             stopping.store(true, Ordering::SeqCst);
             crate::metrics::get().ready.set(0);
-            tracing::info!(delay_ms = settings.shutdown_delay_ms, "stopping: /ready answers 503; calls are served until the delay ends");
+            tracing::info!(
+                delay_ms = settings.shutdown_delay_ms,
+                "stopping: /ready answers 503; calls are served until the delay ends"
+            );
             tokio::time::sleep(Duration::from_millis(settings.shutdown_delay_ms)).await;
         };
         tracing::info!(

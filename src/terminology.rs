@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::content::{canonical_system, Content};
+use crate::content::{Content, canonical_system};
 
 #[derive(Debug, Subcommand)]
 pub enum ContentCommand {
@@ -170,7 +170,15 @@ async fn expand_set(
             if !seen.insert(key.clone()) {
                 continue;
             }
-            contains.push(concept_for(&key, &system, &display, old_by_key.get(&key).copied(), group.as_deref(), base, &timestamp));
+            contains.push(concept_for(
+                &key,
+                &system,
+                &display,
+                old_by_key.get(&key).copied(),
+                group.as_deref(),
+                base,
+                &timestamp,
+            ));
         }
     }
     if contains.is_empty() {
@@ -178,13 +186,19 @@ async fn expand_set(
     }
     let mut diff = Diff::default();
     for concept in &contains {
-        if !old_by_key.contains_key(&(canonical_system(&concept.system).unwrap_or_default().to_owned(), concept.code.clone())) {
+        if !old_by_key
+            .contains_key(&(canonical_system(&concept.system).unwrap_or_default().to_owned(), concept.code.clone()))
+        {
             diff.added.push((concept.system.clone(), concept.code.clone(), concept.display.clone()));
         }
     }
     for (key, concept) in &old_by_key {
         if !seen.contains(key) {
-            diff.removed.push((key.0.clone(), key.1.clone(), concept["display"].as_str().unwrap_or_default().to_owned()));
+            diff.removed.push((
+                key.0.clone(),
+                key.1.clone(),
+                concept["display"].as_str().unwrap_or_default().to_owned(),
+            ));
         }
     }
     let parameter = versions.into_iter().map(|v| json!({"name": "version", "valueUri": v})).collect();
@@ -267,9 +281,8 @@ fn concept_for(
     server: &str,
     timestamp: &str,
 ) -> OutConcept {
-    let old_extension = |url: &str| -> Option<Value> {
-        old?["extension"].as_array()?.iter().find(|e| e["url"] == url).cloned()
-    };
+    let old_extension =
+        |url: &str| -> Option<Value> { old?["extension"].as_array()?.iter().find(|e| e["url"] == url).cloned() };
     let earlier = old_extension("urn:lbp-cds:source").and_then(|e| e["valueString"].as_str().map(str::to_owned));
     let source = match earlier {
         Some(earlier) => format!("ValueSet/$expand on {server} at {timestamp}; earlier: {earlier}"),
@@ -279,7 +292,8 @@ fn concept_for(
         json!({"url": "urn:lbp-cds:confirmation", "valueCode": "V"}),
         json!({"url": "urn:lbp-cds:source", "valueString": source}),
     ];
-    let group = old_extension("urn:lbp-cds:group").or_else(|| group.map(|g| json!({"url": "urn:lbp-cds:group", "valueCode": g})));
+    let group = old_extension("urn:lbp-cds:group")
+        .or_else(|| group.map(|g| json!({"url": "urn:lbp-cds:group", "valueCode": g})));
     extension.extend(group);
     extension.extend(old_extension("urn:lbp-cds:modality"));
     let display = if display.is_empty() {
@@ -346,7 +360,8 @@ mod tests {
 
     #[test]
     fn replaces_only_the_member() {
-        let text = "{\n  \"id\": \"x\",\n  \"expansion\": {\n    \"contains\": [{\"code\": \"}\"}]\n  },\n  \"tail\": 1\n}\n";
+        let text =
+            "{\n  \"id\": \"x\",\n  \"expansion\": {\n    \"contains\": [{\"code\": \"}\"}]\n  },\n  \"tail\": 1\n}\n";
         let out = replace_member(text, "expansion", &json!({"total": 0})).unwrap();
         assert_eq!(out, "{\n  \"id\": \"x\",\n  \"expansion\": {\n    \"total\": 0\n  },\n  \"tail\": 1\n}\n");
     }

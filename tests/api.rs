@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use lbp_cds::config::Settings;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn discovery_lists_three_services_with_2_0_prefetch_templates() {
@@ -90,10 +90,18 @@ async fn client_mistakes_are_400_naming_the_problem() {
         ("missing context", with(&["context"], None), "`context`"),
         ("context of the wrong type", with(&["context"], Some(json!("patient"))), "context"),
         ("missing patientId", with(&["context", "patientId"], None), "context.patientId"),
-        ("patientId that is not a FHIR id", with(&["context", "patientId"], Some(json!("../../etc"))), "context.patientId"),
+        (
+            "patientId that is not a FHIR id",
+            with(&["context", "patientId"], Some(json!("../../etc"))),
+            "context.patientId",
+        ),
         ("missing userId", with(&["context", "userId"], None), "context.userId"),
         ("missing selections", with(&["context", "selections"], None), "context.selections"),
-        ("selection that is not a reference", with(&["context", "selections"], Some(json!(["just-an-id"]))), "context.selections"),
+        (
+            "selection that is not a reference",
+            with(&["context", "selections"], Some(json!(["just-an-id"]))),
+            "context.selections",
+        ),
         ("missing draftOrders", with(&["context", "draftOrders"], None), "context.draftOrders"),
         ("wrong hook for the service", with(&["hook"], Some(json!("patient-view"))), "does not match service"),
         ("unknown hook", with(&["hook"], Some(json!("encounter-discharge"))), "does not match service"),
@@ -151,11 +159,36 @@ async fn every_prefetch_state_is_read_as_the_spec_says() {
     paged["link"] = json!([{"relation": "next", "url": "https://fhir.example.org/r4/Condition?patient=pat-1&_page=2"}]);
     let cases: Vec<(&str, Scenario, &str, &str)> = vec![
         ("all present", base.clone(), "imaging-not-indicated", "loaded"),
-        ("observations null", base.clone().prefetch_override("observations", Some(Value::Null)), "imaging-not-indicated", "null"),
-        ("observations an empty Bundle", base.clone().prefetch_override("observations", Some(empty)), "imaging-not-indicated", "loaded"),
-        ("observations absent", base.clone().prefetch_override("observations", None), "imaging-conditional", "not-provided"),
-        ("medications an OperationOutcome", base.clone().prefetch_override("medications", Some(outcome)), "imaging-conditional", "not-provided"),
-        ("conditions paginated", base.clone().prefetch_override("conditions", Some(paged)), "imaging-conditional", "first-page-only"),
+        (
+            "observations null",
+            base.clone().prefetch_override("observations", Some(Value::Null)),
+            "imaging-not-indicated",
+            "null",
+        ),
+        (
+            "observations an empty Bundle",
+            base.clone().prefetch_override("observations", Some(empty)),
+            "imaging-not-indicated",
+            "loaded",
+        ),
+        (
+            "observations absent",
+            base.clone().prefetch_override("observations", None),
+            "imaging-conditional",
+            "not-provided",
+        ),
+        (
+            "medications an OperationOutcome",
+            base.clone().prefetch_override("medications", Some(outcome)),
+            "imaging-conditional",
+            "not-provided",
+        ),
+        (
+            "conditions paginated",
+            base.clone().prefetch_override("conditions", Some(paged)),
+            "imaging-conditional",
+            "first-page-only",
+        ),
     ];
     for (name, scenario, card_type, _status) in cases {
         let response = app.cards("lbp-order-select", &scenario.body()).await;
@@ -177,7 +210,8 @@ async fn every_prefetch_state_is_read_as_the_spec_says() {
 #[tokio::test]
 async fn imaging_warning_offers_suggestions_overrides_and_a_pama_rating() {
     let app = TestApp::spawn().await;
-    let scenario = Scenario::new("order-select", 45).low_back_pain(14).order(CPT, "72148", "MRI lumbar spine wo contrast");
+    let scenario =
+        Scenario::new("order-select", 45).low_back_pain(14).order(CPT, "72148", "MRI lumbar spine wo contrast");
     let order_ref = scenario.selections[0].clone();
     let response = app.cards("lbp-order-select", &scenario.body()).await;
     let warning = card(&response, "imaging-not-indicated");
@@ -201,7 +235,9 @@ async fn imaging_warning_offers_suggestions_overrides_and_a_pama_rating() {
     assert_eq!(referral["resource"]["code"]["coding"][0]["code"], "91251008");
     let reasons: Vec<&str> =
         warning["overrideReasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
-    for reason in ["red-flag-not-documented", "symptoms-longer-than-recorded", "specialist-request", "patient-specific-reason"] {
+    for reason in
+        ["red-flag-not-documented", "symptoms-longer-than-recorded", "specialist-request", "patient-specific-reason"]
+    {
         assert!(reasons.contains(&reason), "override reason {reason} in {reasons:?}");
     }
     let detail = warning["detail"].as_str().unwrap();
@@ -224,12 +260,9 @@ async fn imaging_warning_offers_suggestions_overrides_and_a_pama_rating() {
 
 #[tokio::test]
 async fn the_system_actions_mirror_is_a_setting() {
-    let app = TestApp::spawn_with(Settings {
-        fixed_today: Some(TODAY),
-        pama_extension_mirror: true,
-        ..Settings::default()
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), pama_extension_mirror: true, ..Settings::default() })
+            .await;
     let scenario = Scenario::new("order-sign", 45).low_back_pain(14).order(CPT, "72148", "MRI");
     let response = app.cards("lbp-order-sign", &scenario.body()).await;
     assert_eq!(response["extension"]["systemActions"], response["systemActions"]);
@@ -258,7 +291,9 @@ async fn unreadable_resources_are_skipped_and_reported_not_fatal() {
     scenario.observations.push(json!({"resourceType": "Observation", "id": "fever-bad-value", "status": "final", "code": {"coding": [{"system": LOINC, "code": "8310-5"}]}, "effectiveDateTime": days_ago(1), "valueQuantity": {"value": "39.5", "code": "Cel"}}));
     scenario.conditions.push(json!({"resourceType": "Condition", "id": "other-patient", "code": {"coding": [{"system": ICD10, "code": "G83.4"}]}, "subject": {"reference": "Patient/someone-else"}}));
     scenario.conditions.push(json!("not even an object"));
-    scenario.observations.push(json!({"resourceType": "Observation", "id": "bad-status", "status": "bogus", "code": {"text": "x"}}));
+    scenario
+        .observations
+        .push(json!({"resourceType": "Observation", "id": "bad-status", "status": "bogus", "code": {"text": "x"}}));
     let response = app.cards("lbp-order-select", &scenario.body()).await;
     // The other patient's cauda equina syndrome must not make a red flag; the unreadable
     // resources might have held one, so the order is not called "not indicated".
@@ -279,7 +314,9 @@ async fn unreadable_resources_are_skipped_and_reported_not_fatal() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_and_the_service_keeps_serving() {
-    let app = TestApp::spawn_with(Settings { fixed_today: Some(TODAY), body_limit_bytes: 64 * 1024, ..Settings::default() }).await;
+    let app =
+        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), body_limit_bytes: 64 * 1024, ..Settings::default() })
+            .await;
     let mut scenario = Scenario::new("patient-view", 45).low_back_pain(7);
     scenario.conditions.push(json!({"resourceType": "Condition", "id": "big", "note": [{"text": "x".repeat(100 * 1024)}], "subject": {"reference": "Patient/pat-1"}}));
     let (status, _) = app.post("lbp-patient-view", &scenario.body()).await;

@@ -12,10 +12,10 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use common::*;
-use lbp_cds::auth::keys::{client_claims, encoding_key, KeyPair};
+use lbp_cds::auth::keys::{KeyPair, client_claims, encoding_key};
 use lbp_cds::auth::{AuthConfig, Authenticator, IssuerConfig};
 use lbp_cds::config::Settings;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -60,7 +60,11 @@ fn json_response(value: &Value) -> Response {
 }
 
 fn issuer_with(f: impl FnOnce(&mut IssuerConfig)) -> IssuerConfig {
-    let mut issuer = IssuerConfig { iss: ISSUER.into(), fhir_servers: vec!["https://fhir.example.org/r4".into()], ..IssuerConfig::default() };
+    let mut issuer = IssuerConfig {
+        iss: ISSUER.into(),
+        fhir_servers: vec!["https://fhir.example.org/r4".into()],
+        ..IssuerConfig::default()
+    };
     f(&mut issuer);
     issuer
 }
@@ -75,7 +79,11 @@ async fn protected(issuer: IssuerConfig, tune: impl FnOnce(&mut AuthConfig) + Se
         };
         tune(&mut config);
         let http = lbp_cds::outbound::client().expect("outbound client");
-        Settings { fixed_today: Some(TODAY), auth: Some(Arc::new(Authenticator::new(config, http).expect("valid config"))), ..Settings::default() }
+        Settings {
+            fixed_today: Some(TODAY),
+            auth: Some(Arc::new(Authenticator::new(config, http).expect("valid config"))),
+            ..Settings::default()
+        }
     })
     .await
 }
@@ -197,7 +205,11 @@ async fn an_endless_key_set_is_abandoned_at_the_size_cap() {
     let app = protected(issuer_with(|i| i.jwks_url = Some(url)), |c| c.jwks_max_bytes = 64 * 1024).await;
     let aud = app.url("/cds-services/lbp-patient-view");
     let key = KeyPair::generate("ES384", "k").unwrap();
-    let answered = tokio::time::timeout(Duration::from_secs(10), status_with(&app, &key.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap())).await;
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        status_with(&app, &key.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap()),
+    )
+    .await;
     assert_eq!(answered.expect("answered before the stream ended (it never does)"), 401);
     assert_eq!(keys.hits("/jwks/keys.json"), 1);
 }
@@ -240,10 +252,19 @@ async fn crit_headers_long_lived_tokens_and_non_json_bodies_are_refused() {
     let header = b64(json!({"alg": "ES384", "typ": "JWT", "kid": "k", "crit": ["exp"]}).to_string().as_bytes());
     let claims = b64(client_claims(ISSUER, &aud, 300, None).to_string().as_bytes());
     let signing_input = format!("{header}.{claims}");
-    let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &encoding_key(key.algorithm, &key.private_pem).unwrap(), key.algorithm).unwrap();
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &encoding_key(key.algorithm, &key.private_pem).unwrap(),
+        key.algorithm,
+    )
+    .unwrap();
     assert_eq!(status_with(&app, &format!("{signing_input}.{signature}")).await, 401, "crit refused");
 
-    assert_eq!(status_with(&app, &key.sign(&client_claims(ISSUER, &aud, 86_400, None)).unwrap()).await, 401, "a day-long token");
+    assert_eq!(
+        status_with(&app, &key.sign(&client_claims(ISSUER, &aud, 86_400, None)).unwrap()).await,
+        401,
+        "a day-long token"
+    );
     assert_eq!(status_with(&app, &key.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap()).await, 200);
 
     let response = app
@@ -298,7 +319,10 @@ async fn idle_and_slow_connections_are_closed_and_the_cap_holds() {
         false
     };
     let closed_while_writing = tokio::time::timeout(Duration::from_secs(10), writer).await.unwrap_or(false);
-    assert!(closed_while_writing || closed_within(&mut slow, Duration::from_secs(2)).await.is_some(), "a slow head was cut off");
+    assert!(
+        closed_while_writing || closed_within(&mut slow, Duration::from_secs(2)).await.is_some(),
+        "a slow head was cut off"
+    );
 
     // Four idle connections fill the cap: the fifth is closed at once, and counted.
     let mut held = Vec::new();
@@ -328,7 +352,8 @@ fn metric(text: &str, name: &str) -> f64 {
 /// Shutdown: a half-sent request head cannot keep the process from stopping.
 #[tokio::test]
 async fn a_half_sent_head_does_not_hold_shutdown_past_its_deadline() {
-    let content = lbp_cds::content::Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards")).unwrap();
+    let content =
+        lbp_cds::content::Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards")).unwrap();
     let settings = Settings { shutdown_grace_ms: 300, header_read_timeout_ms: 60_000, ..Settings::default() };
     let state = lbp_cds::http::AppState::new(content, settings).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -350,7 +375,8 @@ async fn a_half_sent_head_does_not_hold_shutdown_past_its_deadline() {
 async fn flooding_fhir(entries: usize) -> Hostile {
     // About 60 bytes an entry: 100,000 of them stay under the page size cap, so the resource
     // budget is what stops the call.
-    let entries: Arc<str> = vec![r#"{"resource":{"resourceType":"Condition","code":{"text":"x"}}}"#; entries].join(",").into();
+    let entries: Arc<str> =
+        vec![r#"{"resource":{"resourceType":"Condition","code":{"text":"x"}}}"#; entries].join(",").into();
     let counter = Arc::new(AtomicUsize::new(0));
     Hostile::start(move |base, _| {
         let n = counter.fetch_add(1, Ordering::SeqCst);
@@ -376,7 +402,9 @@ fn request_for(fhir: &str) -> Value {
 async fn a_flooding_fhir_server_gets_a_bounded_partial_answer_and_health_stays_up() {
     let fhir = flooding_fhir(100_000).await;
     let scope = lbp_cds::outbound::UrlScope::parse(&format!("{}/r4", fhir.base), true, false).unwrap();
-    let app = TestApp::spawn_with(Settings { fixed_today: Some(TODAY), fhir_servers: vec![scope], ..Settings::default() }).await;
+    let app =
+        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), fhir_servers: vec![scope], ..Settings::default() })
+            .await;
     let request = request_for(&fhir.base);
     let call = app.post("lbp-patient-view", &request);
     let health = async {
@@ -397,7 +425,8 @@ async fn a_flooding_fhir_server_gets_a_bounded_partial_answer_and_health_stays_u
     assert!(took < Duration::from_secs(10), "the call ended within the request deadline ({took:?})");
     assert!(slowest_health < Duration::from_secs(1), "/health answered within a second ({slowest_health:?})");
     let prefetch = &response["extension"]["lbp-cds"]["prefetch"];
-    let conditions = prefetch.as_array().unwrap().iter().find(|k| k["key"] == "conditions").expect("conditions reported");
+    let conditions =
+        prefetch.as_array().unwrap().iter().find(|k| k["key"] == "conditions").expect("conditions reported");
     assert_eq!(conditions["status"], "fetched-incomplete", "{conditions}");
     let detail = conditions["detail"].as_str().unwrap();
     assert!(detail.contains("more than"), "the limit that was hit is named: {detail}");
@@ -429,14 +458,22 @@ async fn a_next_link_out_of_the_fhir_base_is_not_followed_and_nothing_is_echoed(
     })
     .await;
     let scope = lbp_cds::outbound::UrlScope::parse(&format!("{}/r4", fhir.base), true, false).unwrap();
-    let app = TestApp::spawn_with(Settings { fixed_today: Some(TODAY), fhir_servers: vec![scope], ..Settings::default() }).await;
+    let app =
+        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), fhir_servers: vec![scope], ..Settings::default() })
+            .await;
     let mut request = request_for(&fhir.base);
     request["fhirAuthorization"] = json!({"access_token": "fhir-token", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "lbp-cds"});
     let response = app.cards("lbp-patient-view", &request).await;
     assert_eq!(fhir.hits("/secret/x.json"), 0, "the escape was followed: {:?}", fhir.hits.lock().unwrap());
     let text = response.to_string();
     assert!(!text.contains("SECRET-MARKER") && !text.contains("/secret"), "{text}");
-    let conditions = response["extension"]["lbp-cds"]["prefetch"].as_array().unwrap().iter().find(|k| k["key"] == "conditions").cloned().unwrap();
+    let conditions = response["extension"]["lbp-cds"]["prefetch"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "conditions")
+        .cloned()
+        .unwrap();
     assert_eq!(conditions["status"], "fetched-incomplete", "{conditions}");
 }
 
@@ -451,7 +488,9 @@ async fn errors_about_fetched_resources_do_not_quote_their_content() {
     })
     .await;
     let scope = lbp_cds::outbound::UrlScope::parse(&format!("{}/r4", fhir.base), true, false).unwrap();
-    let app = TestApp::spawn_with(Settings { fixed_today: Some(TODAY), fhir_servers: vec![scope], ..Settings::default() }).await;
+    let app =
+        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), fhir_servers: vec![scope], ..Settings::default() })
+            .await;
     let (status, response) = app.post("lbp-patient-view", &request_for(&fhir.base)).await;
     assert_eq!(status, 200, "{response}");
     let skipped = response["extension"]["lbp-cds"]["skippedResources"].to_string();

@@ -7,10 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use common::*;
-use lbp_cds::auth::keys::{client_claims, KeyPair};
+use lbp_cds::auth::keys::{KeyPair, client_claims};
 use lbp_cds::auth::{AuthConfig, Authenticator, IssuerConfig};
 use lbp_cds::config::Settings;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const ISSUER: &str = "https://ehr.example.org";
 const FHIR: &str = "https://fhir.example.org/r4";
@@ -53,7 +53,9 @@ async fn protected_with_refresh(issuers: Vec<IssuerConfig>, refresh_seconds: u64
         config.jwks_min_refresh_seconds = refresh_seconds;
         Settings {
             fixed_today: Some(TODAY),
-            auth: Some(Arc::new(Authenticator::new(config, lbp_cds::outbound::client().expect("outbound client")).unwrap())),
+            auth: Some(Arc::new(
+                Authenticator::new(config, lbp_cds::outbound::client().expect("outbound client")).unwrap(),
+            )),
             ..Settings::default()
         }
     })
@@ -194,9 +196,19 @@ async fn an_unknown_kid_triggers_a_refetch() {
     let app = protected(vec![config]).await;
     let aud = audience(&app, "lbp-patient-view");
     // k1 is known statically (no fetch); k2 is not, so the JWKS URL is fetched once.
-    assert_eq!(app.post_with_token("lbp-patient-view", &body(), &old.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap()).await.0, 200);
+    assert_eq!(
+        app.post_with_token("lbp-patient-view", &body(), &old.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap())
+            .await
+            .0,
+        200
+    );
     assert_eq!(jwks.fetch_count(), 0);
-    assert_eq!(app.post_with_token("lbp-patient-view", &body(), &new.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap()).await.0, 200);
+    assert_eq!(
+        app.post_with_token("lbp-patient-view", &body(), &new.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap())
+            .await
+            .0,
+        200
+    );
     assert_eq!(jwks.fetch_count(), 1);
 }
 
@@ -212,7 +224,12 @@ async fn a_jku_outside_the_allow_list_is_never_fetched() {
     header.kid = Some("k1".into());
     header.jku = Some(format!("{}/jwks.json", trap.url));
     let claims = client_claims(ISSUER, &audience(&app, "lbp-patient-view"), 300, None);
-    let token = jsonwebtoken::encode(&header, &claims, &lbp_cds::auth::keys::encoding_key(key.algorithm, &key.private_pem).unwrap()).unwrap();
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &lbp_cds::auth::keys::encoding_key(key.algorithm, &key.private_pem).unwrap(),
+    )
+    .unwrap();
     assert_eq!(app.post_with_token("lbp-patient-view", &body(), &token).await.0, 401);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(trap.count(), 0, "the jku must not be contacted");
@@ -228,7 +245,9 @@ async fn an_untrusted_fhir_server_is_refused_before_any_connection() {
     request["fhirServer"] = json!(trap.url);
     request["fhirAuthorization"] = json!({"access_token": "secret-access-token", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "lbp-cds"});
     request["prefetch"].as_object_mut().unwrap().remove("conditions");
-    let (status, _, response) = app.post_with_token("lbp-patient-view", &request, &key.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap()).await;
+    let (status, _, response) = app
+        .post_with_token("lbp-patient-view", &request, &key.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap())
+        .await;
     assert_eq!(status, 403, "{response}");
     assert_eq!(response["resourceType"], "OperationOutcome");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -236,7 +255,9 @@ async fn an_untrusted_fhir_server_is_refused_before_any_connection() {
     // The bound server is accepted (prefetch complete, so nothing is fetched).
     let mut request = body();
     request["fhirServer"] = json!(format!("{FHIR}/"));
-    let (status, _, _) = app.post_with_token("lbp-patient-view", &request, &key.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap()).await;
+    let (status, _, _) = app
+        .post_with_token("lbp-patient-view", &request, &key.sign(&client_claims(ISSUER, &aud, 300, None)).unwrap())
+        .await;
     assert_eq!(status, 200);
 }
 
@@ -254,7 +275,9 @@ async fn discovery_is_open_by_default_and_can_be_closed_and_tenants_are_checked(
         config.discovery_open = false;
         Settings {
             fixed_today: Some(TODAY),
-            auth: Some(Arc::new(Authenticator::new(config, lbp_cds::outbound::client().expect("outbound client")).unwrap())),
+            auth: Some(Arc::new(
+                Authenticator::new(config, lbp_cds::outbound::client().expect("outbound client")).unwrap(),
+            )),
             ..Settings::default()
         }
     })

@@ -10,16 +10,18 @@ use std::path::Path;
 use common::*;
 use lbp_cds::cohort::{self, SimulatedOrder};
 use lbp_cds::content::Content;
-use lbp_cds::evaluate::{evaluate_body, Options};
+use lbp_cds::evaluate::{Options, evaluate_body};
 use serde_json::Value;
 use time::macros::date;
 
-const MEDICINE_CARDS: [&str; 4] = ["medication-advice", "imaging-not-indicated", "stratified-care", "reassess-progress"];
+const MEDICINE_CARDS: [&str; 4] =
+    ["medication-advice", "imaging-not-indicated", "stratified-care", "reassess-progress"];
 
 #[test]
 fn no_card_advises_an_nsaid_to_a_cohort_patient_with_a_caution() {
     let content = Content::embedded().expect("content");
-    let patients = cohort::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cohort/bundles"), 2).expect("cohort");
+    let patients =
+        cohort::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cohort/bundles"), 2).expect("cohort");
     assert!(patients.len() >= 40, "the committed cohort");
     let today = date!(2026 - 11 - 25);
     let mut failures = Vec::new();
@@ -30,8 +32,9 @@ fn no_card_advises_an_nsaid_to_a_cohort_patient_with_a_caution() {
         for patient in &patients {
             let body = cohort::request_for(patient, order);
             let service = content.services.iter().find(|s| Some(s.hook.as_str()) == body["hook"].as_str()).unwrap();
-            let outcome = evaluate_body(&content, service, &serde_json::to_vec(&body).unwrap(), today, &Options::default())
-                .unwrap_or_else(|e| panic!("{}: {e}", patient.id));
+            let outcome =
+                evaluate_body(&content, service, &serde_json::to_vec(&body).unwrap(), today, &Options::default())
+                    .unwrap_or_else(|e| panic!("{}: {e}", patient.id));
             let response: Value = serde_json::to_value(&outcome.response).unwrap();
             assert_valid_response(&response);
             let cautions = nsaid_cautions(&response);
@@ -44,18 +47,25 @@ fn no_card_advises_an_nsaid_to_a_cohort_patient_with_a_caution() {
                 let advised = recommends_nsaid(card, &content);
                 if !cautions.is_empty() {
                     if advised {
-                        failures.push(format!("{} ({order:?}): {card_type} advises an NSAID despite {cautions:?}", patient.id));
+                        failures.push(format!(
+                            "{} ({order:?}): {card_type} advises an NSAID despite {cautions:?}",
+                            patient.id
+                        ));
                     }
                     if MEDICINE_CARDS.contains(&card_type) {
                         with_caution += 1;
                         if !detail.contains("**NSAID caution for this patient") {
-                            failures.push(format!("{} ({order:?}): {card_type} does not name {cautions:?}", patient.id));
+                            failures
+                                .push(format!("{} ({order:?}): {card_type} does not name {cautions:?}", patient.id));
                         }
                     }
                 } else if MEDICINE_CARDS.contains(&card_type) && outcome.assessment.factors.active_nsaid.is_none() {
                     without += 1;
                     if !advised {
-                        failures.push(format!("{} ({order:?}): {card_type} gives no NSAID advice without a caution", patient.id));
+                        failures.push(format!(
+                            "{} ({order:?}): {card_type} gives no NSAID advice without a caution",
+                            patient.id
+                        ));
                     }
                 }
             }

@@ -7,9 +7,9 @@ mod common;
 
 use common::*;
 use lbp_cds::content::Content;
-use lbp_cds::evaluate::{evaluate_body, Options};
+use lbp_cds::evaluate::{Options, evaluate_body};
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn content() -> &'static Content {
     static CONTENT: std::sync::OnceLock<Content> = std::sync::OnceLock::new();
@@ -17,7 +17,8 @@ fn content() -> &'static Content {
 }
 
 /// The cards that carry the medicines advice ({medicines} in their files).
-const MEDICINE_CARDS: [&str; 4] = ["medication-advice", "imaging-not-indicated", "stratified-care", "reassess-progress"];
+const MEDICINE_CARDS: [&str; 4] =
+    ["medication-advice", "imaging-not-indicated", "stratified-care", "reassess-progress"];
 
 #[derive(Debug, Clone)]
 struct Patient {
@@ -41,7 +42,14 @@ struct Patient {
 }
 
 fn patient() -> impl Strategy<Value = Patient> {
-    let a = (0..3usize, 18..95i32, 0..120i64, any::<bool>(), prop::option::of((5..120u32, 0..500i64)), prop::option::of(0..3usize));
+    let a = (
+        0..3usize,
+        18..95i32,
+        0..120i64,
+        any::<bool>(),
+        prop::option::of((5..120u32, 0..500i64)),
+        prop::option::of(0..3usize),
+    );
     let b = (
         any::<bool>(),
         prop::option::of(any::<bool>()),
@@ -51,8 +59,24 @@ fn patient() -> impl Strategy<Value = Patient> {
         any::<bool>(),
     );
     (a, b).prop_map(
-        |((hook, age, onset_days, low_risk_screen, egfr, kidney), (gi_bleed, warfarin, heart_failure, allergy, pregnancy, naproxen_active))| {
-            Patient { hook, age, onset_days, low_risk_screen, egfr, kidney, gi_bleed, warfarin, heart_failure, allergy, pregnancy, naproxen_active }
+        |(
+            (hook, age, onset_days, low_risk_screen, egfr, kidney),
+            (gi_bleed, warfarin, heart_failure, allergy, pregnancy, naproxen_active),
+        )| {
+            Patient {
+                hook,
+                age,
+                onset_days,
+                low_risk_screen,
+                egfr,
+                kidney,
+                gi_bleed,
+                warfarin,
+                heart_failure,
+                allergy,
+                pregnancy,
+                naproxen_active,
+            }
         },
     )
 }
@@ -61,14 +85,15 @@ impl Patient {
     fn scenario(&self) -> Scenario {
         let hook = ["patient-view", "order-select", "order-sign"][self.hook];
         let mut s = Scenario::new(hook, self.age).low_back_pain(self.onset_days);
-        s = match self.hook {
-            0 if self.low_risk_screen => s
-                .observation_with("91351-7", 0, json!({"valueInteger": 2}))
-                .observation_with("91350-9", 0, json!({"valueInteger": 1})),
-            0 => s,
-            1 => s.medication_order("7804", "oxycodone"),
-            _ => s.order(CPT, "72148", "MRI lumbar spine without contrast"),
-        };
+        s =
+            match self.hook {
+                0 if self.low_risk_screen => s
+                    .observation_with("91351-7", 0, json!({"valueInteger": 2}))
+                    .observation_with("91350-9", 0, json!({"valueInteger": 1})),
+                0 => s,
+                1 => s.medication_order("7804", "oxycodone"),
+                _ => s.order(CPT, "72148", "MRI lumbar spine without contrast"),
+            };
         if let Some((value, days)) = self.egfr {
             s = s.observation("98979-8", f64::from(value), "mL/min/{1.73_m2}", days);
         }
@@ -76,10 +101,18 @@ impl Patient {
             s = s.condition(ICD10, ["N18.4", "N18.30", "Z99.2"][kind], 700);
         }
         if self.gi_bleed {
-            s = s.condition_full(ICD10, "K92.2", json!({"clinicalStatus": {"coding": [{"code": "resolved"}]}, "onsetDateTime": days_ago(1500)}));
+            s = s.condition_full(
+                ICD10,
+                "K92.2",
+                json!({"clinicalStatus": {"coding": [{"code": "resolved"}]}, "onsetDateTime": days_ago(1500)}),
+            );
         }
         if let Some(active) = self.warfarin {
-            s = s.medication("11289", "warfarin", json!({"status": if active { "active" } else { "stopped" }, "authoredOn": days_ago(60)}));
+            s = s.medication(
+                "11289",
+                "warfarin",
+                json!({"status": if active { "active" } else { "stopped" }, "authoredOn": days_ago(60)}),
+            );
         }
         if let Some(active) = self.heart_failure {
             s = s.condition_full(ICD10, "I50.9", json!({"clinicalStatus": {"coding": [{"code": if active { "active" } else { "resolved" }}]}, "onsetDateTime": days_ago(800)}));
@@ -87,7 +120,14 @@ impl Patient {
         match self.allergy {
             Some(0) => s = s.allergy(SNOMED, "293637006", "Allergy to NSAID", json!({})),
             Some(1) => s = s.allergy(RXNORM, "7980", "penicillin G", json!({})),
-            Some(_) => s = s.allergy(SNOMED, "293637006", "Allergy to NSAID", json!({"verificationStatus": {"coding": [{"code": "refuted"}]}})),
+            Some(_) => {
+                s = s.allergy(
+                    SNOMED,
+                    "293637006",
+                    "Allergy to NSAID",
+                    json!({"verificationStatus": {"coding": [{"code": "refuted"}]}}),
+                )
+            }
             None => {}
         }
         if let Some((weeks, days)) = self.pregnancy {

@@ -19,7 +19,11 @@ fn write_request(dir: &std::path::Path, scenario: &Scenario) -> std::path::PathB
 #[test]
 fn evaluate_prints_readable_cards_and_raw_json() {
     let dir = tempdir();
-    let scenario = Scenario::new("order-select", 50).low_back_pain(7).condition(ICD10, "G83.4", 2).order(CPT, "72148", "MRI lumbar");
+    let scenario = Scenario::new("order-select", 50).low_back_pain(7).condition(ICD10, "G83.4", 2).order(
+        CPT,
+        "72148",
+        "MRI lumbar",
+    );
     let file = write_request(&dir, &scenario);
     let output = binary().arg("evaluate").arg(&file).args(["--today", "2026-03-02"]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -51,7 +55,8 @@ fn invalid_content_stops_start_up_naming_file_and_field() {
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards");
     copy_dir(&source, &dir);
     let rules = dir.join("rules.toml");
-    let text = std::fs::read_to_string(&rules).unwrap().replace("imaging_threshold_weeks = 6", "imaging_threshold_weeks = 0");
+    let text =
+        std::fs::read_to_string(&rules).unwrap().replace("imaging_threshold_weeks = 6", "imaging_threshold_weeks = 0");
     std::fs::write(&rules, text).unwrap();
     let output = binary().args(["serve", "--listen", "127.0.0.1:0", "--content"]).arg(&dir).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -99,7 +104,10 @@ fn a_settings_file_is_layered_under_the_environment() {
     std::fs::write(&file, "listen = \"0.0.0.0:0\"\n").unwrap();
     let output = binary().args(["serve", "--config"]).arg(&file).env_remove("LBP_CDS_LISTEN").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("refusing to listen on 0.0.0.0"), "the file's address was used");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("refusing to listen on 0.0.0.0"),
+        "the file's address was used"
+    );
     // LBP_CDS_LISTEN beats the file: the service starts on loopback (and is stopped at once).
     let mut child = binary()
         .args(["serve", "--config"])
@@ -124,11 +132,22 @@ fn token_keygen_and_sign_make_a_usable_jwt() {
     let dir = tempdir();
     let output = binary().args(["token", "keygen", "--kid", "cli-1", "--out"]).arg(&dir).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let jwks: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("jwks.json")).unwrap()).unwrap();
+    let jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("jwks.json")).unwrap()).unwrap();
     assert_eq!(jwks["keys"][0]["kid"], "cli-1");
     assert!(jwks["keys"][0].get("d").is_none(), "the JWKS must not contain the private key");
     let output = binary()
-        .args(["token", "sign", "--kid", "cli-1", "--iss", "https://ehr.example.org", "--aud", "http://127.0.0.1:8080/cds-services/lbp-patient-view", "--key"])
+        .args([
+            "token",
+            "sign",
+            "--kid",
+            "cli-1",
+            "--iss",
+            "https://ehr.example.org",
+            "--aud",
+            "http://127.0.0.1:8080/cds-services/lbp-patient-view",
+            "--key",
+        ])
         .arg(dir.join("cli-1.pem"))
         .output()
         .unwrap();
@@ -140,7 +159,13 @@ fn token_keygen_and_sign_make_a_usable_jwt() {
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES384);
     validation.set_audience(&["http://127.0.0.1:8080/cds-services/lbp-patient-view"]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(token, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation).unwrap().claims;
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
     assert_eq!(claims["iss"], "https://ehr.example.org");
     assert!(claims["jti"].is_string());
 }
@@ -158,7 +183,14 @@ fn the_clinical_date_follows_the_time_zone() {
         .order(CPT, "72148", "MRI lumbar");
     let file = write_request(&dir, &scenario);
     let run = |zone: &str| {
-        let output = binary().arg("evaluate").arg(&file).arg("--json").env("LBP_CDS_TIME_ZONE", zone).env_remove("LBP_CDS_TODAY").output().unwrap();
+        let output = binary()
+            .arg("evaluate")
+            .arg(&file)
+            .arg("--json")
+            .env("LBP_CDS_TIME_ZONE", zone)
+            .env_remove("LBP_CDS_TODAY")
+            .output()
+            .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         card_types(&serde_json::from_slice(&output.stdout).unwrap())
     };
@@ -167,5 +199,9 @@ fn the_clinical_date_follows_the_time_zone() {
 
     let output = binary().arg("evaluate").arg(&file).args(["--time-zone", "Mars/Olympus_Mons"]).output().unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("IANA time zone"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("IANA time zone"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

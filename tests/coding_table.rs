@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct Row {
     rule: &'static str,
@@ -86,23 +86,84 @@ fn rxnorm_without_text(scenario: Scenario, rxcui: &str) -> Scenario {
 #[tokio::test]
 async fn snomed_descendants_and_lumbar_codes_make_an_episode() {
     let os = |age| Scenario::new("order-sign", age);
-    run("imaging-", vec![
-        row("Chronic low back pain 278860009 recorded yesterday -> chronic (12 weeks or more) -> conditional", "lbp-reference T3; population-simulator problem lists", mri(os(45).condition(SNOMED, "278860009", 1)), &["imaging-conditional"]),
-        row("Acute low back pain 278862001, 2 weeks -> not indicated", "C-CDA problem list samples; ACR LBP variant 1", mri(os(45).condition(SNOMED, "278862001", 14)), &["imaging-not-indicated"]),
-        row("Lumbar radiculopathy 128196005, 2 weeks -> not indicated", "ACR LBP variant 1 (with or without radiculopathy)", mri(os(45).condition(SNOMED, "128196005", 14)), &["imaging-not-indicated"]),
-        row("Prolapsed lumbar disc 76107001, 3 weeks -> not indicated", "ACR LBP variant 1", mri(os(45).condition(SNOMED, "76107001", 21)), &["imaging-not-indicated"]),
-        row("Spinal stenosis of lumbar region 18347007, 2 weeks -> not indicated", "ACR LBP variant 1", mri(os(60).condition(SNOMED, "18347007", 14)), &["imaging-not-indicated"]),
-        row("ICD-10-CM M51.A1 (FY2025 lumbar annulus defect), 2 weeks -> not indicated", "ICD-10-CM FY2025", mri(os(45).condition(ICD10, "M51.A1", 14)), &["imaging-not-indicated"]),
-        row("Chronic back pain 134407002 alone is not low back pain -> conditional, no diagnosis", "lbp-reference T3 (134407002 is any level of the back)", mri(os(45).condition(SNOMED, "134407002", 14)), &["imaging-conditional"]),
-    ])
+    run(
+        "imaging-",
+        vec![
+            row(
+                "Chronic low back pain 278860009 recorded yesterday -> chronic (12 weeks or more) -> conditional",
+                "lbp-reference T3; population-simulator problem lists",
+                mri(os(45).condition(SNOMED, "278860009", 1)),
+                &["imaging-conditional"],
+            ),
+            row(
+                "Acute low back pain 278862001, 2 weeks -> not indicated",
+                "C-CDA problem list samples; ACR LBP variant 1",
+                mri(os(45).condition(SNOMED, "278862001", 14)),
+                &["imaging-not-indicated"],
+            ),
+            row(
+                "Lumbar radiculopathy 128196005, 2 weeks -> not indicated",
+                "ACR LBP variant 1 (with or without radiculopathy)",
+                mri(os(45).condition(SNOMED, "128196005", 14)),
+                &["imaging-not-indicated"],
+            ),
+            row(
+                "Prolapsed lumbar disc 76107001, 3 weeks -> not indicated",
+                "ACR LBP variant 1",
+                mri(os(45).condition(SNOMED, "76107001", 21)),
+                &["imaging-not-indicated"],
+            ),
+            row(
+                "Spinal stenosis of lumbar region 18347007, 2 weeks -> not indicated",
+                "ACR LBP variant 1",
+                mri(os(60).condition(SNOMED, "18347007", 14)),
+                &["imaging-not-indicated"],
+            ),
+            row(
+                "ICD-10-CM M51.A1 (FY2025 lumbar annulus defect), 2 weeks -> not indicated",
+                "ICD-10-CM FY2025",
+                mri(os(45).condition(ICD10, "M51.A1", 14)),
+                &["imaging-not-indicated"],
+            ),
+            row(
+                "Chronic back pain 134407002 alone is not low back pain -> conditional, no diagnosis",
+                "lbp-reference T3 (134407002 is any level of the back)",
+                mri(os(45).condition(SNOMED, "134407002", 14)),
+                &["imaging-conditional"],
+            ),
+        ],
+    )
     .await;
     let pv = |age| Scenario::new("patient-view", age);
-    run("red-flag-", vec![
-        row("Retention of urine (SNOMED 267064002) 3 days ago -> cauda equina red flag", "ACR LBP variant 4; lbp-reference T1 CES_SX", pv(50).low_back_pain(7).condition(SNOMED, "267064002", 3), &["red-flag-cauda-equina"]),
-        row("Drug-induced retention of urine R33.0 is excluded from the cauda equina symptoms", "clinical convention: a drug explains it", pv(50).low_back_pain(7).condition(ICD10, "R33.0", 3), &[]),
-        row("Dependent drug abuse 6525002 -> infection red flag (possible IV drug use) within its 365-day window", "CMS166 IV Drug Abuse; population-simulator problem lists", pv(33).low_back_pain(14).condition(SNOMED, "6525002", 30), &["red-flag-infection"]),
-        row("Fracture of vertebral column 15724005 last month -> fracture red flag", "ACR LBP variant 6", pv(50).low_back_pain(14).condition(SNOMED, "15724005", 30), &["red-flag-fracture"]),
-    ])
+    run(
+        "red-flag-",
+        vec![
+            row(
+                "Retention of urine (SNOMED 267064002) 3 days ago -> cauda equina red flag",
+                "ACR LBP variant 4; lbp-reference T1 CES_SX",
+                pv(50).low_back_pain(7).condition(SNOMED, "267064002", 3),
+                &["red-flag-cauda-equina"],
+            ),
+            row(
+                "Drug-induced retention of urine R33.0 is excluded from the cauda equina symptoms",
+                "clinical convention: a drug explains it",
+                pv(50).low_back_pain(7).condition(ICD10, "R33.0", 3),
+                &[],
+            ),
+            row(
+                "Dependent drug abuse 6525002 -> infection red flag (possible IV drug use) within its 365-day window",
+                "CMS166 IV Drug Abuse; population-simulator problem lists",
+                pv(33).low_back_pain(14).condition(SNOMED, "6525002", 30),
+                &["red-flag-infection"],
+            ),
+            row(
+                "Fracture of vertebral column 15724005 last month -> fracture red flag",
+                "ACR LBP variant 6",
+                pv(50).low_back_pain(14).condition(SNOMED, "15724005", 30),
+                &["red-flag-fracture"],
+            ),
+        ],
+    )
     .await;
 }
 
@@ -171,7 +232,8 @@ async fn a_prefetched_medication_names_the_drug_of_a_medication_request_on_recor
             {"resource": medication, "search": {"mode": "include"}}
         ]})
     };
-    let prednisone = json!({"resourceType": "Medication", "id": "pred", "code": {"coding": [{"system": RXNORM, "code": "312617"}]}});
+    let prednisone =
+        json!({"resourceType": "Medication", "id": "pred", "code": {"coding": [{"system": RXNORM, "code": "312617"}]}});
     let scenario = Scenario::new("patient-view", 60)
         .low_back_pain(14)
         .prefetch_override("medications", Some(medications(course("pred"), prednisone)));
@@ -184,7 +246,10 @@ async fn a_prefetched_medication_names_the_drug_of_a_medication_request_on_recor
         .prefetch_override("medications", Some(medications(course("cream"), cream)));
     let response = app.cards(scenario.service(), &scenario.body()).await;
     assert!(!card_types(&response).iter().any(|t| t.starts_with("red-flag-")), "{response}");
-    assert!(response["extension"]["lbp-cds"].get("ignoredResources").is_none(), "the Medication is used, not ignored: {response}");
+    assert!(
+        response["extension"]["lbp-cds"].get("ignoredResources").is_none(),
+        "the Medication is used, not ignored: {response}"
+    );
 }
 
 #[tokio::test]
@@ -222,9 +287,17 @@ async fn a_steroid_course_ordered_by_brand_or_product_makes_the_fracture_red_fla
     });
     let pv = || Scenario::new("patient-view", 60).low_back_pain(14);
     let rows = [
-        ("brand only, with a code the map does not know: MEDROL 4MG TAB", pv().medication("local-1", "MEDROL 4MG TAB", course.clone()), true),
+        (
+            "brand only, with a code the map does not know: MEDROL 4MG TAB",
+            pv().medication("local-1", "MEDROL 4MG TAB", course.clone()),
+            true,
+        ),
         ("RxNorm SCD 312617 (prednisone 5 MG) without text", pv().medication("312617", "", course.clone()), true),
-        ("another drug, code unknown to the map: Lisinopril 10 mg", pv().medication("local-2", "Lisinopril 10 mg", course.clone()), false),
+        (
+            "another drug, code unknown to the map: Lisinopril 10 mg",
+            pv().medication("local-2", "Lisinopril 10 mg", course.clone()),
+            false,
+        ),
     ];
     for (rule, mut scenario, fracture) in rows {
         if let Some(text) = scenario.medications[0].pointer_mut("/medicationCodeableConcept/text")

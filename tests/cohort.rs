@@ -46,12 +46,15 @@ fn patients_with_back_pain(dir: &Path) -> Vec<String> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let bundle: Value = serde_json::from_slice(&std::fs::read(entry.unwrap().path()).unwrap()).unwrap();
         let resources: Vec<&Value> = bundle["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).collect();
-        let patient = resources.iter().find(|r| r["resourceType"] == "Patient").unwrap()["id"].as_str().unwrap().to_owned();
+        let patient =
+            resources.iter().find(|r| r["resourceType"] == "Patient").unwrap()["id"].as_str().unwrap().to_owned();
         let back_pain = resources.iter().any(|r| {
             let text = r["code"].to_string().to_lowercase();
             r["resourceType"] == "Condition"
                 && ["back", "lumb", "sciatic", "spine"].iter().any(|w| text.contains(w))
-                && r["clinicalStatus"]["coding"][0]["code"].as_str().is_none_or(|s| ["active", "recurrence", "relapse"].contains(&s))
+                && r["clinicalStatus"]["coding"][0]["code"]
+                    .as_str()
+                    .is_none_or(|s| ["active", "recurrence", "relapse"].contains(&s))
                 && r.get("abatementDateTime").is_none()
         });
         if back_pain {
@@ -99,7 +102,9 @@ fn the_report_lists_a_back_pain_code_the_value_sets_miss() {
     let (report, table) = cohort(&root().join("fixtures/cohort/bundles"), &["--content", content.to_str().unwrap()]);
     let unmatched = report["unmatchedBackPainCodes"].as_array().unwrap();
     assert!(
-        unmatched.iter().any(|c| c["code"] == "278860009" && c["system"] == "http://snomed.info/sct" && c["patients"].as_u64() >= Some(5)),
+        unmatched.iter().any(|c| c["code"] == "278860009"
+            && c["system"] == "http://snomed.info/sct"
+            && c["patients"].as_u64() >= Some(5)),
         "{unmatched:?}"
     );
     assert!(table.contains("278860009"), "{table}");
@@ -114,7 +119,8 @@ fn ndjson_and_a_simulated_order_give_the_same_patients() {
     let dir = tempdir();
     let mut ndjson = String::new();
     for id in ids.iter().take(3) {
-        let bundle: Value = serde_json::from_slice(&std::fs::read(bundles.join(format!("{id}.json"))).unwrap()).unwrap();
+        let bundle: Value =
+            serde_json::from_slice(&std::fs::read(bundles.join(format!("{id}.json"))).unwrap()).unwrap();
         for entry in bundle["entry"].as_array().unwrap() {
             let mut resource = entry["resource"].clone();
             if resource.get("subject").is_some() {

@@ -58,7 +58,8 @@ async fn feedback_survives_sigkill(db: Db) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for worker in 0..8 {
-        let (acknowledged, stop, url) = (acknowledged.clone(), stop.clone(), format!("{}/cds-services/lbp-order-select/feedback", server.base));
+        let (acknowledged, stop, url) =
+            (acknowledged.clone(), stop.clone(), format!("{}/cds-services/lbp-order-select/feedback", server.base));
         workers.push(tokio::spawn(async move {
             let client = lbp_cds::outbound::client().unwrap();
             let mut sent = 0u32;
@@ -100,7 +101,13 @@ async fn feedback_survives_sigkill(db: Db) {
             missing.push(card.clone());
         }
     }
-    assert!(missing.is_empty(), "{} of {} acknowledged posts are missing: {:?}", missing.len(), acknowledged.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged posts are missing: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(5)]
+    );
     // Every acknowledged post is there, each exactly once.
     let stored = store.counts().await.unwrap()["feedback"];
     assert!(stored >= acknowledged.len() as i64, "{stored} rows for {} acknowledged posts", acknowledged.len());

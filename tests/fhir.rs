@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use lbp_cds::config::Settings;
 use lbp_cds::fhir::FetchLimits;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const TOKEN: &str = "ehr-access-token-for-tests";
 
@@ -47,7 +47,8 @@ impl Hfs {
         );
         let dir = std::env::temp_dir().join(format!("lbp-cds-hfs-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        let params = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fhir-server/search-parameters-r4.json");
+        let params =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fhir-server/search-parameters-r4.json");
         std::fs::copy(params, dir.join("search-parameters-r4.json")).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&binary)
@@ -68,10 +69,10 @@ impl Hfs {
         let server = Hfs { base, child };
         let started = Instant::now();
         loop {
-            if let Ok(response) = client.get(format!("{}/metadata", server.base)).send().await {
-                if response.status().is_success() {
-                    break;
-                }
+            if let Ok(response) = client.get(format!("{}/metadata", server.base)).send().await
+                && response.status().is_success()
+            {
+                break;
             }
             assert!(started.elapsed() < Duration::from_secs(90), "hfs did not start");
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -92,13 +93,8 @@ impl Hfs {
             })
             .collect();
         let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": entries});
-        let response = client
-            .post(&self.base)
-            .header("content-type", "application/fhir+json")
-            .json(&bundle)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            client.post(&self.base).header("content-type", "application/fhir+json").json(&bundle).send().await.unwrap();
         assert!(response.status().is_success(), "loading failed: {}", response.status());
         let result: Value = response.json().await.unwrap();
         let failed: Vec<&Value> = result["entry"]
@@ -118,17 +114,23 @@ fn fixtures_dir() -> PathBuf {
 /// Fixtures whose prefetch is complete and well-formed (the prefetch-state and bad-resource
 /// fixtures are about the prefetch itself).
 fn fetchable_fixtures() -> Vec<(String, String, Value)> {
-    let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixtures_dir().join("expected.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures_dir().join("expected.json")).unwrap()).unwrap();
     expected["requests"]
         .as_object()
         .unwrap()
         .iter()
         .filter(|(name, want)| {
-            want["status"] == 200 && !name.starts_with("prefetch-") && !name.starts_with("broken") && !name.starts_with("no-prefetch")
+            want["status"] == 200
+                && !name.starts_with("prefetch-")
+                && !name.starts_with("broken")
+                && !name.starts_with("no-prefetch")
         })
         .map(|(name, want)| {
-            let body: Value =
-                serde_json::from_str(&std::fs::read_to_string(fixtures_dir().join(format!("requests/{name}.json"))).unwrap()).unwrap();
+            let body: Value = serde_json::from_str(
+                &std::fs::read_to_string(fixtures_dir().join(format!("requests/{name}.json"))).unwrap(),
+            )
+            .unwrap();
             (name.clone(), want["service"].as_str().unwrap().to_owned(), body)
         })
         .collect()
@@ -138,7 +140,9 @@ fn prefetched_resources(body: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     for value in body["prefetch"].as_object().into_iter().flat_map(|m| m.values()) {
         match value["resourceType"].as_str() {
-            Some("Bundle") => out.extend(value["entry"].as_array().into_iter().flatten().map(|e| e["resource"].clone())),
+            Some("Bundle") => {
+                out.extend(value["entry"].as_array().into_iter().flatten().map(|e| e["resource"].clone()))
+            }
             Some(_) => out.push(value.clone()),
             None => {}
         }
@@ -200,7 +204,12 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
 
     // The server filters by patient (its SearchParameters are loaded): no other patient's data.
     let bundle = hfs.search(&client, "Condition?patient=paging-patient").await;
-    let subjects: Vec<&str> = bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"]["subject"]["reference"].as_str().unwrap()).collect();
+    let subjects: Vec<&str> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["subject"]["reference"].as_str().unwrap())
+        .collect();
     assert_eq!(subjects, vec!["Patient/paging-patient"], "patient filtering works");
 
     let app = app_for(&hfs.base, FetchLimits::default()).await;
@@ -227,7 +236,8 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
         }
         // An OperationOutcome in place of conditions is refetched.
         let mut outcome = body.clone();
-        outcome["prefetch"]["conditions"] = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]});
+        outcome["prefetch"]["conditions"] =
+            json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]});
         outcome["fhirServer"] = json!(hfs.base);
         let (status, response) = app.post(service, &outcome).await;
         if status != 200 || cards_and_actions(&response) != cards_and_actions(&prefetched) {
@@ -261,7 +271,10 @@ async fn queries_against_a_real_fhir_server_give_the_prefetched_answer() {
     assert_eq!(status, 200);
     let keys = response["extension"]["lbp-cds"]["prefetch"].as_array().unwrap();
     assert!(keys.iter().any(|k| k["key"] == "observations" && k["status"] == "fetched-incomplete"), "{response}");
-    assert!(!card_types(&response).contains(&"imaging-not-indicated".to_owned()), "no conclusion from a partial record");
+    assert!(
+        !card_types(&response).contains(&"imaging-not-indicated".to_owned()),
+        "no conclusion from a partial record"
+    );
 }
 
 /// A test double that speaks HTTP on a real socket, for faults a real server will not produce.
@@ -312,7 +325,12 @@ async fn a_slow_down_refusing_or_garbage_server_degrades_the_answer_inside_the_b
     let slow = double("slow").await;
     let refusing = double("401").await;
     let garbage = double("garbage").await;
-    let cases = [("unreachable", unreachable), ("slow", slow.base.clone()), ("401", refusing.base.clone()), ("garbage", garbage.base.clone())];
+    let cases = [
+        ("unreachable", unreachable),
+        ("slow", slow.base.clone()),
+        ("401", refusing.base.clone()),
+        ("garbage", garbage.base.clone()),
+    ];
     for (name, base) in cases {
         let app = app_for(&base, FetchLimits { budget: Duration::from_millis(800), ..FetchLimits::default() }).await;
         // Required data prefetched, the rest must be fetched: the answer degrades.
@@ -327,7 +345,11 @@ async fn a_slow_down_refusing_or_garbage_server_degrades_the_answer_inside_the_b
         assert_eq!(status, 200, "{name}: {response}");
         assert!(elapsed < Duration::from_millis(2_500), "{name}: took {elapsed:?}");
         assert_valid_response(&response);
-        assert_eq!(card_types(&response), vec!["imaging-conditional".to_owned()], "{name}: no conclusion without the data");
+        assert_eq!(
+            card_types(&response),
+            vec!["imaging-conditional".to_owned()],
+            "{name}: no conclusion without the data"
+        );
         let keys = response["extension"]["lbp-cds"]["prefetch"].as_array().expect("keys reported");
         assert!(keys.iter().filter(|k| k["status"] == "fetch-failed").count() >= 5, "{name}: {keys:?}");
         // Without the required conditions there is nothing useful to say: 412, still in time.

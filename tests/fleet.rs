@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use lbp_cds::auth::keys::{client_claims, KeyPair};
-use serde_json::{json, Value};
+use lbp_cds::auth::keys::{KeyPair, client_claims};
+use serde_json::{Value, json};
 
 const ISSUER: &str = "https://ehr.example.org";
 /// The fleet's public URL (the load balancer's), the `aud` prefix of every token.
@@ -350,7 +350,8 @@ async fn a_redis_outage_refuses_calls_loudly_and_recovers_when_redis_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_during_load_completes_every_accepted_call_and_exits_zero() {
     // Delays generous enough for a busy shared machine; the checks below are timed from SIGTERM.
-    let mut replica = Replica::start(&["--shutdown-delay-ms".into(), "3000".into(), "--shutdown-grace-ms".into(), "10000".into()]);
+    let mut replica =
+        Replica::start(&["--shutdown-delay-ms".into(), "3000".into(), "--shutdown-grace-ms".into(), "10000".into()]);
     let url = replica.url(&format!("/cds-services/{SERVICE}"));
 
     // A call in flight across the whole shutdown: its head and half its body now, the rest
@@ -371,13 +372,15 @@ async fn a_sigterm_during_load_completes_every_accepted_call_and_exits_zero() {
     let answered_after_sigterm = Arc::new(AtomicUsize::new(0));
     let mut callers = Vec::new();
     for _ in 0..8 {
-        let (url, stop, after, counted) = (url.clone(), stop.clone(), after_sigterm.clone(), answered_after_sigterm.clone());
+        let (url, stop, after, counted) =
+            (url.clone(), stop.clone(), after_sigterm.clone(), answered_after_sigterm.clone());
         callers.push(tokio::spawn(async move {
             let client = fresh_client();
             let mut outcomes = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 let sent_after = after.load(Ordering::SeqCst);
-                let outcome = call(&client, &url, None).await.map(|(status, response)| (status, response["cards"].is_array()));
+                let outcome =
+                    call(&client, &url, None).await.map(|(status, response)| (status, response["cards"].is_array()));
                 if sent_after && matches!(outcome, Ok((200, true))) {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
@@ -404,7 +407,11 @@ async fn a_sigterm_during_load_completes_every_accepted_call_and_exits_zero() {
     let failed: Vec<_> = outcomes.iter().filter(|o| !matches!(o, Ok((200, true)))).collect();
     assert!(failed.is_empty(), "every call sent before and during the drain was answered with cards: {failed:?}");
     assert!(outcomes.len() >= 16, "the load was real: {} calls", outcomes.len());
-    eprintln!("SIGTERM under load: {} calls, {} sent after SIGTERM, all answered", outcomes.len(), answered_after_sigterm.load(Ordering::SeqCst));
+    eprintln!(
+        "SIGTERM under load: {} calls, {} sent after SIGTERM, all answered",
+        outcomes.len(),
+        answered_after_sigterm.load(Ordering::SeqCst)
+    );
     assert!(answered_after_sigterm.load(Ordering::SeqCst) > 0, "calls sent after SIGTERM were served too");
 
     // Past the delay the listener is closed, while the slow call is still in flight.
@@ -443,7 +450,10 @@ async fn served_version(client: &reqwest::Client, replica: &Replica) -> String {
     let (status, response) = call(client, &replica.url(&format!("/cds-services/{SERVICE}")), None).await.unwrap();
     assert_eq!(status, 200, "{response}");
     assert_valid_response(&response);
-    response["extension"]["lbp-cds"]["contentVersion"].as_str().expect("every response names its content version").to_owned()
+    response["extension"]["lbp-cds"]["contentVersion"]
+        .as_str()
+        .expect("every response names its content version")
+        .to_owned()
 }
 
 async fn wait_until(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
@@ -459,7 +469,8 @@ async fn a_bad_content_change_keeps_the_old_content_and_a_good_one_replaces_it_w
     let dir = tempdir();
     let cards = dir.join("cards");
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"), &cards);
-    let replica = Replica::start(&["--content".into(), cards.display().to_string(), "--content-poll-ms".into(), "200".into()]);
+    let replica =
+        Replica::start(&["--content".into(), cards.display().to_string(), "--content-poll-ms".into(), "200".into()]);
     let client = fresh_client();
     let original = served_version(&client, &replica).await;
     assert_eq!(get(&replica.url("/ready")).await.1["content"]["version"], original.as_str());
@@ -489,8 +500,10 @@ async fn a_bad_content_change_keeps_the_old_content_and_a_good_one_replaces_it_w
 
     // A good change: validated, swapped in, named by the new version in every answer.
     replace_file(&rules, &format!("{good_rules}\n# reviewed again\n"));
-    wait_until(Duration::from_secs(10), "the good change is served", async || served_version(&client, &replica).await != original)
-        .await;
+    wait_until(Duration::from_secs(10), "the good change is served", async || {
+        served_version(&client, &replica).await != original
+    })
+    .await;
     let (_, ready) = get(&replica.url("/ready")).await;
     assert!(ready["content"].get("rejectedChange").is_none(), "{ready}");
     assert_eq!(ready["content"]["version"], served_version(&client, &replica).await.as_str());
@@ -505,7 +518,8 @@ async fn sighup_reloads_the_content_directory() {
     let cards = dir.join("cards");
     copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"), &cards);
     // No polling: only the signal can reload.
-    let replica = Replica::start(&["--content".into(), cards.display().to_string(), "--content-poll-ms".into(), "0".into()]);
+    let replica =
+        Replica::start(&["--content".into(), cards.display().to_string(), "--content-poll-ms".into(), "0".into()]);
     let client = fresh_client();
     let original = served_version(&client, &replica).await;
     let rules = cards.join("rules.toml");
@@ -513,7 +527,8 @@ async fn sighup_reloads_the_content_directory() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(served_version(&client, &replica).await, original, "nothing reloads without the signal");
     signal(&replica.child, "HUP");
-    wait_until(Duration::from_secs(10), "SIGHUP reloads", async || served_version(&client, &replica).await != original).await;
+    wait_until(Duration::from_secs(10), "SIGHUP reloads", async || served_version(&client, &replica).await != original)
+        .await;
     replica.wait_for_log("SIGHUP: reloading content");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -588,7 +603,8 @@ async fn sigkill_of_one_replica_behind_a_load_balancer_and_the_other_keeps_answe
             let client = fresh_client();
             let mut outcomes = Vec::new();
             while !stop.load(Ordering::SeqCst) {
-                let outcome = call(&client, &url, None).await.map(|(status, response)| (status, response["cards"].is_array()));
+                let outcome =
+                    call(&client, &url, None).await.map(|(status, response)| (status, response["cards"].is_array()));
                 outcomes.push(outcome.map_err(|e| e.to_string()));
             }
             outcomes

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use lbp_cds::auth::keys::{client_claims, KeyPair};
+use lbp_cds::auth::keys::{KeyPair, client_claims};
 use serde_json::json;
 
 /// The release binary with an authentication configuration, logging at `trace` into a buffer.
@@ -105,7 +105,9 @@ async fn client_strings_cannot_forge_log_lines() {
     statuses.push(client.post(&odd_service).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16());
     let mut odd_hook = body.clone();
     odd_hook["hook"] = json!("patient-view\r\nFORGED-HOOK \u{1b}[2J");
-    statuses.push(client.post(&url).bearer_auth(server.token_for(&url)).json(&odd_hook).send().await.unwrap().status().as_u16());
+    statuses.push(
+        client.post(&url).bearer_auth(server.token_for(&url)).json(&odd_hook).send().await.unwrap().status().as_u16(),
+    );
     assert_eq!(statuses, vec![401, 401, 404, 400]);
     let log = server.stop().await;
     assert!(log.contains("FORGED-JKU") || log.contains("jku"), "the refusal was logged: {log}");

@@ -7,13 +7,13 @@ mod databases;
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::routing::get;
 use axum::Router;
-use common::{TestApp, TODAY};
+use axum::routing::get;
+use common::{TODAY, TestApp};
 use databases::Db;
 use lbp_cds::config::Settings;
 use lbp_cds::outbound::UrlScope;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Sample {
@@ -28,7 +28,10 @@ fn parse(text: &str) -> (HashMap<String, String>, Vec<Sample>) {
     let mut samples = Vec::new();
     let valid_name = |name: &str| {
         !name.is_empty()
-            && name.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+            && name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
     };
     for (number, line) in text.lines().enumerate() {
         let at = format!("line {}: `{line}`", number + 1);
@@ -38,7 +41,10 @@ fn parse(text: &str) -> (HashMap<String, String>, Vec<Sample>) {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap_or_else(|| panic!("{at}"));
             assert!(valid_name(name), "{at}");
-            assert!(["counter", "gauge", "histogram", "summary", "unknown", "info", "stateset"].contains(&kind), "{at}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "unknown", "info", "stateset"].contains(&kind),
+                "{at}"
+            );
             types.insert(name.to_owned(), kind.to_owned());
             continue;
         }
@@ -64,7 +70,9 @@ fn parse(text: &str) -> (HashMap<String, String>, Vec<Sample>) {
         // Every sample belongs to a declared family (the longest name it starts with).
         types
             .keys()
-            .filter(|family| name == family.as_str() || name.strip_prefix(family.as_str()).is_some_and(|s| s.starts_with('_')))
+            .filter(|family| {
+                name == family.as_str() || name.strip_prefix(family.as_str()).is_some_and(|s| s.starts_with('_'))
+            })
             .max_by_key(|family| family.len())
             .unwrap_or_else(|| panic!("sample without a TYPE {at}"));
         samples.push(Sample { name: name.to_owned(), labels, value });
@@ -131,14 +139,17 @@ async fn metrics_parse_as_prometheus_text_with_every_series() {
     let app = TestApp::spawn_with_records(settings, db.storage()).await;
 
     // A hook call whose observations are fetched from the FHIR server.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/requests/order-select-mri-acute-lbp.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/requests/order-select-mri-acute-lbp.json");
     let mut request: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     request["prefetch"].as_object_mut().unwrap().remove("observations");
     request["fhirServer"] = json!(fhir);
     let response = app.cards("lbp-order-select", &request).await;
     let card = common::card(&response, "imaging-not-indicated")["uuid"].as_str().unwrap().to_owned();
-    let feedback = json!({"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]});
-    let posted = app.client.post(app.url("/cds-services/lbp-order-select/feedback")).json(&feedback).send().await.unwrap();
+    let feedback =
+        json!({"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]});
+    let posted =
+        app.client.post(app.url("/cds-services/lbp-order-select/feedback")).json(&feedback).send().await.unwrap();
     assert_eq!(posted.status().as_u16(), 200);
     let (status, _) = app.post("no-such-service", &json!({})).await;
     assert_eq!(status, 404);
@@ -177,18 +188,34 @@ async fn metrics_parse_as_prometheus_text_with_every_series() {
     assert_eq!(buckets.last().unwrap().labels["le"], "+Inf");
     assert_eq!(buckets.last().unwrap().value, count[0].value);
     // A service id nobody defined is not a label value.
-    assert!(find(&samples, "lbp_cds_http_request_duration_seconds_count", &[("service", "no-such-service")]).is_empty());
-    assert!(!find(&samples, "lbp_cds_http_request_duration_seconds_count", &[("endpoint", "hook"), ("status", "404")]).is_empty());
+    assert!(
+        find(&samples, "lbp_cds_http_request_duration_seconds_count", &[("service", "no-such-service")]).is_empty()
+    );
+    assert!(
+        !find(&samples, "lbp_cds_http_request_duration_seconds_count", &[("endpoint", "hook"), ("status", "404")])
+            .is_empty()
+    );
 
-    let cards = find(&samples, "lbp_cds_cards_issued_total", &[("card_type", "imaging-not-indicated"), ("indicator", "warning")]);
+    let cards = find(
+        &samples,
+        "lbp_cds_cards_issued_total",
+        &[("card_type", "imaging-not-indicated"), ("indicator", "warning")],
+    );
     assert!(cards[0].value >= 1.0, "{text}");
-    let fhir_latency = find(&samples, "lbp_cds_fhir_query_duration_seconds_count", &[("key", "observations"), ("outcome", "complete")]);
+    let fhir_latency = find(
+        &samples,
+        "lbp_cds_fhir_query_duration_seconds_count",
+        &[("key", "observations"), ("outcome", "complete")],
+    );
     assert!(fhir_latency.first().is_some_and(|s| s.value >= 1.0), "{text}");
     let feedback = find(&samples, "lbp_cds_feedback_items_total", &[("outcome", "accepted"), ("trust", "trusted")]);
     assert!(feedback.first().is_some_and(|s| s.value >= 1.0), "{text}");
     assert!(!find(&samples, "lbp_cds_audit_queue_depth", &[]).is_empty());
     assert!(!find(&samples, "lbp_cds_audit_dropped_total", &[]).is_empty());
-    assert!(find(&samples, "lbp_cds_audit_written_total", &[])[0].value >= 1.0, "the call's cards were written:\n{text}");
+    assert!(
+        find(&samples, "lbp_cds_audit_written_total", &[])[0].value >= 1.0,
+        "the call's cards were written:\n{text}"
+    );
     app.stop().await;
 }
 
@@ -196,7 +223,7 @@ async fn metrics_parse_as_prometheus_text_with_every_series() {
 /// reason), a token for another URL is a 401, a token whose `aud` is the feedback URL is a 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feedback_is_authenticated_like_hook_calls_and_refusals_are_counted() {
-    use lbp_cds::auth::keys::{client_claims, KeyPair};
+    use lbp_cds::auth::keys::{KeyPair, client_claims};
     use lbp_cds::auth::{AuthConfig, Authenticator, IssuerConfig};
     const ISSUER: &str = "https://ehr.example.org";
     let key = KeyPair::generate("ES384", "es-1").unwrap();
@@ -247,7 +274,8 @@ async fn feedback_is_authenticated_like_hook_calls_and_refusals_are_counted() {
     let token = key.sign(&client_claims(ISSUER, &url, 300, None)).unwrap();
     let accepted = app.client.post(&url).bearer_auth(token).json(&body).send().await.unwrap();
     assert_eq!(accepted.status().as_u16(), 200);
-    let stored = app.records.as_ref().unwrap().store.feedback_for("c0ffee00-0000-4000-8000-000000000000").await.unwrap();
+    let stored =
+        app.records.as_ref().unwrap().store.feedback_for("c0ffee00-0000-4000-8000-000000000000").await.unwrap();
     assert_eq!(stored[0].client, ISSUER, "the client's issuer is recorded with its feedback");
     // The analytics are behind the same authentication.
     let (status, _) = app.get("/analytics").await;

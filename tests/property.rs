@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use lbp_cds::content::Content;
-use lbp_cds::evaluate::{evaluate_body, EvaluateError, Options};
+use lbp_cds::evaluate::{EvaluateError, Options, evaluate_body};
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn content() -> &'static Content {
     static CONTENT: std::sync::OnceLock<Content> = std::sync::OnceLock::new();
@@ -22,18 +22,49 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         "[a-zA-Z0-9 ./:|-]{0,12}".prop_map(Value::String),
         prop_oneof![
-            Just("patient-view"), Just("order-select"), Just("Bundle"), Just("Condition"), Just("Observation"),
-            Just("ServiceRequest"), Just("MedicationRequest"), Just("Patient"), Just("OperationOutcome"),
-            Just("2026-02-01"), Just("M54.50"), Just("G83.4"), Just("72148"), Just("Cel"), Just("[degF]"),
+            Just("patient-view"),
+            Just("order-select"),
+            Just("Bundle"),
+            Just("Condition"),
+            Just("Observation"),
+            Just("ServiceRequest"),
+            Just("MedicationRequest"),
+            Just("Patient"),
+            Just("OperationOutcome"),
+            Just("2026-02-01"),
+            Just("M54.50"),
+            Just("G83.4"),
+            Just("72148"),
+            Just("Cel"),
+            Just("[degF]"),
         ]
         .prop_map(|s| Value::String(s.to_owned())),
     ];
     leaf.prop_recursive(5, 64, 8, |inner| {
         let keys = prop_oneof![
-            Just("hook"), Just("hookInstance"), Just("context"), Just("prefetch"), Just("patientId"), Just("userId"),
-            Just("resourceType"), Just("entry"), Just("resource"), Just("code"), Just("coding"), Just("system"),
-            Just("valueQuantity"), Just("value"), Just("onsetDateTime"), Just("subject"), Just("reference"),
-            Just("draftOrders"), Just("selections"), Just("conditions"), Just("link"), Just("status"), Just("id"),
+            Just("hook"),
+            Just("hookInstance"),
+            Just("context"),
+            Just("prefetch"),
+            Just("patientId"),
+            Just("userId"),
+            Just("resourceType"),
+            Just("entry"),
+            Just("resource"),
+            Just("code"),
+            Just("coding"),
+            Just("system"),
+            Just("valueQuantity"),
+            Just("value"),
+            Just("onsetDateTime"),
+            Just("subject"),
+            Just("reference"),
+            Just("draftOrders"),
+            Just("selections"),
+            Just("conditions"),
+            Just("link"),
+            Just("status"),
+            Just("id"),
         ]
         .prop_map(str::to_owned);
         prop_oneof![
@@ -46,12 +77,23 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
 /// Resources with the right outline and arbitrary members.
 fn fhir_resource() -> impl Strategy<Value = Value> {
     let resource_type = prop_oneof![
-        Just("Condition"), Just("Observation"), Just("MedicationRequest"), Just("Procedure"), Just("ServiceRequest"),
-        Just("Patient"), Just("Encounter"),
+        Just("Condition"),
+        Just("Observation"),
+        Just("MedicationRequest"),
+        Just("Procedure"),
+        Just("ServiceRequest"),
+        Just("Patient"),
+        Just("Encounter"),
     ];
     let date = prop_oneof![
-        Just(json!("2026-02-20")), Just(json!("2025")), Just(json!("2026-02")), Just(json!("2026-02-20T10:00:00Z")),
-        Just(json!("not a date")), Just(json!(20260220)), Just(json!("9999-12-31")), Just(json!("0001-01-01")),
+        Just(json!("2026-02-20")),
+        Just(json!("2025")),
+        Just(json!("2026-02")),
+        Just(json!("2026-02-20T10:00:00Z")),
+        Just(json!("not a date")),
+        Just(json!(20260220)),
+        Just(json!("9999-12-31")),
+        Just(json!("0001-01-01")),
     ];
     let code = prop_oneof![
         Just(json!({"coding": [{"system": ICD10, "code": "M54.50"}]})),
@@ -135,7 +177,8 @@ proptest! {
 /// URL pieces an attacker would try: dot segments raw and encoded, backslashes, tabs, userinfo,
 /// look-alike hosts and ports, queries and fragments.
 fn url_attempt() -> impl Strategy<Value = String> {
-    let scheme = prop_oneof![Just("http://"), Just("https://"), Just("HTTP://"), Just("http:/"), Just("http:\\\\"), Just("")];
+    let scheme =
+        prop_oneof![Just("http://"), Just("https://"), Just("HTTP://"), Just("http:/"), Just("http:\\\\"), Just("")];
     let authority = prop_oneof![
         Just("h.example:8080"),
         Just("H.EXAMPLE:8080"),
@@ -149,9 +192,27 @@ fn url_attempt() -> impl Strategy<Value = String> {
         Just("h.example:08080"),
     ];
     let segment = prop_oneof![
-        Just("jwks"), Just("r4"), Just("a"), Just(".."), Just("."), Just("%2e"), Just("%2E%2e"), Just(".%2e"),
-        Just("%2f"), Just("\\"), Just("..\\"), Just(".\t."), Just("jwks.."), Just("x@y"), Just(""), Just("%00"),
-        Just(";x"), Just("?q=/.."), Just("#/../x"), Just("secret"), Just("%252e%252e"),
+        Just("jwks"),
+        Just("r4"),
+        Just("a"),
+        Just(".."),
+        Just("."),
+        Just("%2e"),
+        Just("%2E%2e"),
+        Just(".%2e"),
+        Just("%2f"),
+        Just("\\"),
+        Just("..\\"),
+        Just(".\t."),
+        Just("jwks.."),
+        Just("x@y"),
+        Just(""),
+        Just("%00"),
+        Just(";x"),
+        Just("?q=/.."),
+        Just("#/../x"),
+        Just("secret"),
+        Just("%252e%252e"),
     ];
     (scheme, authority, prop::collection::vec(segment, 0..6))
         .prop_map(|(scheme, authority, segments)| format!("{scheme}{authority}/{}", segments.join("/")))

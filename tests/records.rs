@@ -10,11 +10,11 @@ mod databases;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestApp, TODAY};
+use common::{TODAY, TestApp};
 use databases::Db;
 use lbp_cds::config::Settings;
 use lbp_cds::storage::{FeedbackRecord, IssuedCard, Offer, OfferKind, Store};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn settings() -> Settings {
     Settings { fixed_today: Some(TODAY), ..Settings::default() }
@@ -104,7 +104,8 @@ async fn feedback_round_trip(db: Db) {
     assert_eq!((card_type.as_str(), indicator.as_str()), ("imaging-not-indicated", "warning"));
     assert_eq!((service.as_str(), hook.as_str()), ("lbp-order-select", "order-select"));
     assert_eq!(hook_instance, "d1a6a0a4-0001-4000-8000-000000000001");
-    let content = lbp_cds::content::Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards")).unwrap();
+    let content =
+        lbp_cds::content::Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards")).unwrap();
     assert_eq!(version, content.version);
     assert_eq!(version.len(), 64);
     let rules: Vec<String> = serde_json::from_str(&rules).unwrap();
@@ -184,8 +185,12 @@ async fn unknown_and_unoffered_are_flagged(db: Db) {
     // None of it is trusted, so none of it counts in the analytics.
     let (status, report) = app.get("/analytics?from=2020-01-01&to=2100-01-01").await;
     assert_eq!(status, 200, "{report}");
-    let imaging = report["cardTypes"].as_array().unwrap().iter().find(|c| c["cardType"] == "imaging-not-indicated").unwrap();
-    assert_eq!((imaging["shown"].as_i64(), imaging["accepted"].as_i64(), imaging["noResponse"].as_i64()), (Some(1), Some(0), Some(1)));
+    let imaging =
+        report["cardTypes"].as_array().unwrap().iter().find(|c| c["cardType"] == "imaging-not-indicated").unwrap();
+    assert_eq!(
+        (imaging["shown"].as_i64(), imaging["accepted"].as_i64(), imaging["noResponse"].as_i64()),
+        (Some(1), Some(0), Some(1))
+    );
     app.stop().await;
 }
 
@@ -195,12 +200,24 @@ async fn malformed_feedback_is_refused(db: Db) {
         (json!({}), "feedback"),
         (json!({"feedback": []}), "no items"),
         (json!({"feedback": [{"outcome": "accepted", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}), "card"),
-        (json!({"feedback": [{"card": "a", "outcome": "maybe", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}), "feedback[0].outcome"),
+        (
+            json!({"feedback": [{"card": "a", "outcome": "maybe", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}),
+            "feedback[0].outcome",
+        ),
         (json!({"feedback": [{"card": "a", "outcome": "accepted"}]}), "outcomeTimestamp"),
-        (json!({"feedback": [{"card": "a", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]}), "feedback[0].outcomeTimestamp"),
-        (json!({"feedback": [{"card": "", "outcome": "accepted", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}), "feedback[0].card"),
-        (json!({"feedback": [{"card": "a", "outcome": "accepted", "acceptedSuggestions": [{"id": 7}],
-                "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}), "acceptedSuggestions[0].id"),
+        (
+            json!({"feedback": [{"card": "a", "outcome": "accepted", "outcomeTimestamp": "yesterday"}]}),
+            "feedback[0].outcomeTimestamp",
+        ),
+        (
+            json!({"feedback": [{"card": "", "outcome": "accepted", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}),
+            "feedback[0].card",
+        ),
+        (
+            json!({"feedback": [{"card": "a", "outcome": "accepted", "acceptedSuggestions": [{"id": 7}],
+                "outcomeTimestamp": "2026-03-02T10:00:00Z"}]}),
+            "acceptedSuggestions[0].id",
+        ),
     ];
     for (body, names) in cases {
         let (status, outcome) = post_feedback(&app, "lbp-order-select", &body).await;
@@ -278,7 +295,8 @@ async fn restart_keeps_data(db: Db) {
     let (status, receipt) = post_feedback(&app, "lbp-order-select", &body).await;
     assert_eq!((status, receipt), (200, json!({"stored": 1, "duplicates": 0, "flagged": 0})));
     let (_, report) = app.get("/analytics?from=2020-01-01&to=2100-01-01").await;
-    let imaging = report["cardTypes"].as_array().unwrap().iter().find(|c| c["cardType"] == "imaging-not-indicated").unwrap();
+    let imaging =
+        report["cardTypes"].as_array().unwrap().iter().find(|c| c["cardType"] == "imaging-not-indicated").unwrap();
     assert_eq!(imaging["accepted"], 1);
     app.stop().await;
 }
@@ -341,7 +359,10 @@ async fn retention(db: Db) {
         let store = Store::open(&db.url).await.unwrap();
         store.write_cards(&[issued("old", now - 10 * day), issued("new", now - day)]).await.unwrap();
         store
-            .write_feedback(&[feedback_record("f-old", "old", now - 10 * day), feedback_record("f-new", "new", now - day)])
+            .write_feedback(&[
+                feedback_record("f-old", "old", now - 10 * day),
+                feedback_record("f-new", "new", now - day),
+            ])
             .await
             .unwrap();
         store.close().await;
@@ -402,7 +423,8 @@ async fn analytics_per_type_and_suggestion(db: Db) {
     let today = time::OffsetDateTime::now_utc().date();
     let (status, report) = app.get(&format!("/analytics?from={today}&to={today}")).await;
     assert_eq!(status, 200, "{report}");
-    let imaging = report["cardTypes"].as_array().unwrap().iter().find(|c| c["cardType"] == "imaging-not-indicated").unwrap();
+    let imaging =
+        report["cardTypes"].as_array().unwrap().iter().find(|c| c["cardType"] == "imaging-not-indicated").unwrap();
     assert_eq!(imaging["shown"], 3);
     assert_eq!(imaging["accepted"], 1);
     assert_eq!(imaging["overridden"], 1);
@@ -415,7 +437,10 @@ async fn analytics_per_type_and_suggestion(db: Db) {
     let reasons = imaging["topOverrideReasons"].as_array().unwrap();
     assert_eq!(reasons.len(), 1);
     assert_eq!((&reasons[0]["code"], &reasons[0]["count"]), (&json!(code), &json!(1)));
-    assert!(reasons[0]["display"].as_str().is_some_and(|d| !d.is_empty() && d != code), "the reason's display: {reasons:?}");
+    assert!(
+        reasons[0]["display"].as_str().is_some_and(|d| !d.is_empty() && d != code),
+        "the reason's display: {reasons:?}"
+    );
     // Outside the range: nothing.
     let (_, empty) = app.get("/analytics?from=2020-01-01&to=2020-01-31").await;
     assert_eq!(empty["cardTypes"], json!([]));
@@ -439,7 +464,10 @@ async fn analytics_per_type_and_suggestion(db: Db) {
         .output()
         .unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("imaging-not-indicated: shown 3, accepted 1, overridden 1, no response 1, acceptance 33.3%"), "{text}");
+    assert!(
+        text.contains("imaging-not-indicated: shown 3, accepted 1, overridden 1, no response 1, acceptance 33.3%"),
+        "{text}"
+    );
 }
 
 async fn audit_queue_is_written_out_on_shutdown(db: Db) {
@@ -452,8 +480,15 @@ async fn audit_queue_is_written_out_on_shutdown(db: Db) {
     for i in 0..30 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let response = app.cards("lbp-order-select", &imaging_request(&format!("d1a6a0a4-0008-4000-8000-0000000000{i:02}"))).await;
-            response["cards"].as_array().unwrap().iter().map(|c| c["uuid"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+            let response = app
+                .cards("lbp-order-select", &imaging_request(&format!("d1a6a0a4-0008-4000-8000-0000000000{i:02}")))
+                .await;
+            response["cards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["uuid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
         }));
     }
     let mut issued = BTreeSet::new();
@@ -478,7 +513,9 @@ async fn audit_overflow_is_counted_and_never_slows_hooks(db: Db) {
     for i in 0..60 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
-            let (status, _) = app.post("lbp-order-select", &imaging_request(&format!("d1a6a0a4-0009-4000-8000-0000000000{i:02}"))).await;
+            let (status, _) = app
+                .post("lbp-order-select", &imaging_request(&format!("d1a6a0a4-0009-4000-8000-0000000000{i:02}")))
+                .await;
             status
         }));
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const TOKEN: &str = "Bearer terminology-token";
 const NEW_CODE: &str = "1234567008";
@@ -28,7 +28,9 @@ async fn expand(seen: Seen, headers: HeaderMap, body: String) -> (StatusCode, Js
         let outcome = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login", "diagnostics": "bad token"}]});
         return (StatusCode::UNAUTHORIZED, Json(outcome));
     }
-    let parameter = |name: &str| body["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap_or(Value::Null);
+    let parameter = |name: &str| {
+        body["parameter"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned().unwrap_or(Value::Null)
+    };
     let definition = parameter("valueSet")["resource"].clone();
     let offset = parameter("offset")["valueInteger"].as_u64().unwrap_or(0) as usize;
     let count = parameter("count")["valueInteger"].as_u64().unwrap_or(1000) as usize;
@@ -119,8 +121,18 @@ fn lbp_cds(args: &[&str]) -> Output {
 
 fn expand_with(base: &str, content: &Path, authorization: &str) -> Output {
     lbp_cds(&[
-        "content", "expand", "--terminology-server", base, "--authorization", authorization,
-        "--content", content.to_str().unwrap(), "--value-set", "lbp-diagnosis", "--page-size", "2",
+        "content",
+        "expand",
+        "--terminology-server",
+        base,
+        "--authorization",
+        authorization,
+        "--content",
+        content.to_str().unwrap(),
+        "--value-set",
+        "lbp-diagnosis",
+        "--page-size",
+        "2",
     ])
 }
 
@@ -156,7 +168,8 @@ fn expand_round_trip_against_a_terminology_double() {
         assert_eq!(headers["accept"], "application/fhir+json");
         assert_eq!(headers["content-type"], "application/fhir+json");
         assert_eq!(body["resourceType"], "Parameters");
-        let names: Vec<&str> = body["parameter"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            body["parameter"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["valueSet", "offset", "count"]);
         let definition = &body["parameter"][0]["resource"];
         assert_eq!(definition["resourceType"], "ValueSet");
@@ -167,13 +180,18 @@ fn expand_round_trip_against_a_terminology_double() {
     }
     let low_back_pain_pages: Vec<u64> = requests
         .iter()
-        .filter(|(_, body)| body["parameter"][0]["resource"]["compose"]["include"][0]["filter"][0]["value"] == "279039007")
+        .filter(|(_, body)| {
+            body["parameter"][0]["resource"]["compose"]["include"][0]["filter"][0]["value"] == "279039007"
+        })
         .map(|(_, body)| body["parameter"][1]["valueInteger"].as_u64().unwrap())
         .collect();
     assert_eq!(low_back_pain_pages, [0, 2], "three codes in pages of two");
 
     // The diff: the new descendant added, the ICD-10-CM subdivisions the double does not know removed.
-    assert!(stdout.contains(&format!("+ http://snomed.info/sct {NEW_CODE} Test descendant of low back pain")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("+ http://snomed.info/sct {NEW_CODE} Test descendant of low back pain")),
+        "{stdout}"
+    );
     assert!(stdout.contains("- http://hl7.org/fhir/sid/icd-10-cm M54.41"), "{stdout}");
     assert!(stdout.contains("lbp-diagnosis: "), "{stdout}");
 
@@ -181,10 +199,17 @@ fn expand_round_trip_against_a_terminology_double() {
     // server with its include's group, an existing code keeping its own group; other members kept.
     let after: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_ne!(after["expansion"]["timestamp"], before["expansion"]["timestamp"]);
-    let versions: Vec<&str> = after["expansion"]["parameter"].as_array().unwrap().iter().map(|p| p["valueUri"].as_str().unwrap()).collect();
-    assert!(versions.contains(&"http://snomed.info/sct|http://snomed.info/sct/731000124108/version/20250901"), "{versions:?}");
+    let versions: Vec<&str> =
+        after["expansion"]["parameter"].as_array().unwrap().iter().map(|p| p["valueUri"].as_str().unwrap()).collect();
+    assert!(
+        versions.contains(&"http://snomed.info/sct|http://snomed.info/sct/731000124108/version/20250901"),
+        "{versions:?}"
+    );
     let new = code_entry(&after, NEW_CODE).expect("new code written");
-    assert_eq!((extension(new, "urn:lbp-cds:confirmation"), extension(new, "urn:lbp-cds:group")), (Some("V"), Some("uncomplicated")));
+    assert_eq!(
+        (extension(new, "urn:lbp-cds:confirmation"), extension(new, "urn:lbp-cds:group")),
+        (Some("V"), Some("uncomplicated"))
+    );
     assert_eq!(extension(code_entry(&after, "278860009").unwrap(), "urn:lbp-cds:group"), Some("chronic"));
     assert!(code_entry(&after, "134407002").is_none(), "excluded");
     assert_eq!(after["compose"], before["compose"]);
@@ -200,7 +225,12 @@ fn expand_round_trip_against_a_terminology_double() {
     let check = lbp_cds(&["check-content", "--content", content.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(!check.status.success());
-    assert!(stderr.contains("valuesets/lbp-diagnosis.json") && stderr.contains("`expansion.timestamp`") && stderr.contains("older than its definition"), "{stderr}");
+    assert!(
+        stderr.contains("valuesets/lbp-diagnosis.json")
+            && stderr.contains("`expansion.timestamp`")
+            && stderr.contains("older than its definition"),
+        "{stderr}"
+    );
 
     // A malformed timestamp: refused, naming file and field.
     let stamp = after["expansion"]["timestamp"].as_str().unwrap();
@@ -220,6 +250,9 @@ fn a_refused_token_fails_and_leaves_the_file_alone() {
     let output = expand_with(&base, &content, "Bearer wrong");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("401") && stderr.contains("bad token") && stderr.contains("lbp-diagnosis.json"), "{stderr}");
+    assert!(
+        stderr.contains("401") && stderr.contains("bad token") && stderr.contains("lbp-diagnosis.json"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&file).unwrap(), before);
 }

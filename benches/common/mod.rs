@@ -3,7 +3,7 @@
 //! lumbar MRI order. Shared by the benchmarks and the load-test request generator.
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const OTHER_CONDITIONS: [(&str, &str); 8] = [
     ("I10", "Essential (primary) hypertension"),
@@ -60,10 +60,14 @@ fn observation(i: usize) -> Value {
 }
 
 fn medication(i: usize) -> Value {
-    let (code, text) = [("314076", "lisinopril 10 MG Oral Tablet"), ("860975", "metformin hydrochloride 500 MG Oral Tablet"), ("617314", "atorvastatin 10 MG Oral Tablet")][i % 3];
+    let (code, text) = [
+        ("314076", "lisinopril 10 MG Oral Tablet"),
+        ("860975", "metformin hydrochloride 500 MG Oral Tablet"),
+        ("617314", "atorvastatin 10 MG Oral Tablet"),
+    ][i % 3];
     json!({
         "resourceType": "MedicationRequest", "id": format!("med-{i}"),
-        "status": if i % 4 == 0 { "completed" } else { "active" }, "intent": "order",
+        "status": if i.is_multiple_of(4) { "completed" } else { "active" }, "intent": "order",
         "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": text}], "text": text},
         "subject": subject(),
         "authoredOn": date(30 + i % 400),

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use serde::Serialize;
 use time::{Date, Duration};
 
-use crate::storage::{Store, StorageError};
+use crate::storage::{StorageError, Store};
 
 /// Override reasons listed per card type.
 const TOP_REASONS: usize = 5;
@@ -116,7 +116,9 @@ impl Report {
     /// One CSV row per card type (suggestion and reason columns empty) and per suggestion and
     /// override reason under it (RFC 4180 quoting).
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("card_type,row,label,shown_or_offered,accepted,overridden,no_response,acceptance_rate,count\n");
+        let mut out = String::from(
+            "card_type,row,label,shown_or_offered,accepted,overridden,no_response,acceptance_rate,count\n",
+        );
         let rate = |r: Option<f64>| r.map(|r| format!("{r:.3}")).unwrap_or_default();
         for card in &self.card_types {
             let _ = writeln!(
@@ -166,7 +168,14 @@ impl Report {
                 percent(card.acceptance_rate)
             );
             for s in &card.suggestions {
-                let _ = writeln!(out, "   suggestion \"{}\": offered {}, accepted {} ({})", s.label, s.offered, s.accepted, percent(s.acceptance_rate));
+                let _ = writeln!(
+                    out,
+                    "   suggestion \"{}\": offered {}, accepted {} ({})",
+                    s.label,
+                    s.offered,
+                    s.accepted,
+                    percent(s.acceptance_rate)
+                );
             }
             for r in &card.top_override_reasons {
                 let _ = writeln!(out, "   override reason \"{}\": {}", r.display, r.count);

@@ -95,7 +95,10 @@ pub(super) fn assess(
                 let m = set.match_concept(&c.code)?;
                 let date = c.first_date().map(|d| format!(", since {d}")).unwrap_or_default();
                 let status = c.clinical_status.as_deref().unwrap_or("no status");
-                Some(Evidence { reference: c.reference.clone(), description: format!("{} ({status}{date})", m.concept.describe()) })
+                Some(Evidence {
+                    reference: c.reference.clone(),
+                    description: format!("{} ({status}{date})", m.concept.describe()),
+                })
             })
             .collect();
         if !evidence.is_empty() {
@@ -120,7 +123,10 @@ pub(super) fn assess(
             Some((date, value, observation)) if value < thresholds.egfr_below => out.cautions.push(NsaidCaution {
                 kind: CautionKind::SevereKidneyDisease,
                 finding: format!("latest eGFR {value} mL/min/1.73 m² on {date}, below {}", thresholds.egfr_below),
-                evidence: vec![Evidence { reference: observation.reference.clone(), description: format!("eGFR {value} on {date}") }],
+                evidence: vec![Evidence {
+                    reference: observation.reference.clone(),
+                    description: format!("eGFR {value} on {date}"),
+                }],
             }),
             Some(_) => {}
             None if out.cautions.iter().any(|c| c.kind == CautionKind::SevereKidneyDisease) => {}
@@ -131,7 +137,9 @@ pub(super) fn assess(
                 let older_low = record
                     .observations
                     .iter()
-                    .filter(|o| o.counts() && o.effective.is_some_and(|d| d < from) && set.match_concept(&o.code).is_some())
+                    .filter(|o| {
+                        o.counts() && o.effective.is_some_and(|d| d < from) && set.match_concept(&o.code).is_some()
+                    })
                     .any(|o| o.quantity().is_some_and(|q| q.value < thresholds.egfr_below));
                 let older_adult = matches!(age, AgeGroup::Adult(years) if years >= thresholds.older_adult_age_years);
                 if older_low || older_adult {
@@ -155,7 +163,10 @@ pub(super) fn assess(
             out.cautions.push(NsaidCaution {
                 kind: CautionKind::Anticoagulant,
                 finding: format!("{name} ({group}) {}", since(medication)),
-                evidence: vec![Evidence { reference: medication.reference.clone(), description: medication.medication.label() }],
+                evidence: vec![Evidence {
+                    reference: medication.reference.clone(),
+                    description: medication.medication.label(),
+                }],
             });
         }
     }
@@ -236,14 +247,20 @@ pub(super) fn assess(
                 .any(|route| super::imaging::has_phrase(&all_text(route), &thresholds.topical_route_text));
             let name = if topical { format!("topical {name}") } else { name };
             if active || in_episode {
-                let evidence = Evidence { reference: medication.reference.clone(), description: format!("{name} {}", since(medication)) };
+                let evidence = Evidence {
+                    reference: medication.reference.clone(),
+                    description: format!("{name} {}", since(medication)),
+                };
                 if active && !topical && out.active_nsaid.is_none() {
                     out.active_nsaid = Some(evidence.clone());
                 }
                 out.tried.push(evidence);
             }
         } else if active || in_episode {
-            out.tried.push(Evidence { reference: medication.reference.clone(), description: format!("{name} {}", since(medication)) });
+            out.tried.push(Evidence {
+                reference: medication.reference.clone(),
+                description: format!("{name} {}", since(medication)),
+            });
         }
     }
     let therapy = content.value_set("pt-ot-services");
@@ -276,32 +293,53 @@ pub(super) fn assess(
 
 /// Conservative care in the episode: therapy sessions and referrals, and pain medicines (NSAIDs,
 /// muscle relaxants, opioids), as CMS OP-8 looks for before a lumbar MRI.
-fn prior_care(record: &PatientRecord, content: &Content, drugs: &[Drug<'_>], start: Date, today: Date) -> Vec<Evidence> {
+fn prior_care(
+    record: &PatientRecord,
+    content: &Content,
+    drugs: &[Drug<'_>],
+    start: Date,
+    today: Date,
+) -> Vec<Evidence> {
     let in_episode = |date: Option<Date>| date.is_some_and(|d| d >= start && d <= today);
     let therapy = content.value_set("pt-ot-services");
     let mut out = Vec::new();
     for procedure in record.procedures.iter().filter(|p| p.status == "completed" && in_episode(p.performed)) {
         if let Some(m) = therapy.match_concept(&procedure.code) {
             let date = procedure.performed.map(|d| d.to_string()).unwrap_or_default();
-            out.push(Evidence { reference: procedure.reference.clone(), description: format!("{} on {date}", m.concept.display) });
+            out.push(Evidence {
+                reference: procedure.reference.clone(),
+                description: format!("{} on {date}", m.concept.display),
+            });
         }
     }
-    for request in record.service_requests.iter().filter(|r| !matches!(r.status.as_str(), "revoked" | "entered-in-error" | "draft")) {
+    for request in record
+        .service_requests
+        .iter()
+        .filter(|r| !matches!(r.status.as_str(), "revoked" | "entered-in-error" | "draft"))
+    {
         if !in_episode(request.authored) {
             continue;
         }
         if let Some(m) = therapy.match_concept(&request.code) {
             let date = request.authored.map(|d| d.to_string()).unwrap_or_default();
-            out.push(Evidence { reference: request.reference.clone(), description: format!("referral for {} on {date} ({})", m.concept.display, request.status) });
+            out.push(Evidence {
+                reference: request.reference.clone(),
+                description: format!("referral for {} on {date} ({})", m.concept.display, request.status),
+            });
         }
     }
-    for drug in drugs.iter().filter(|d| matches!(d.group, DrugGroup::Nsaid | DrugGroup::MuscleRelaxant | DrugGroup::Opioid)) {
+    for drug in
+        drugs.iter().filter(|d| matches!(d.group, DrugGroup::Nsaid | DrugGroup::MuscleRelaxant | DrugGroup::Opioid))
+    {
         let medication = drug.medication;
         if matches!(medication.status.as_str(), "entered-in-error" | "cancelled" | "draft") {
             continue;
         }
         if in_episode(medication.authored) || medication.status == "active" {
-            out.push(Evidence { reference: medication.reference.clone(), description: format!("{} {}", drug.name, since(medication)) });
+            out.push(Evidence {
+                reference: medication.reference.clone(),
+                description: format!("{} {}", drug.name, since(medication)),
+            });
         }
     }
     out
@@ -319,7 +357,13 @@ fn since(medication: &MedicationRequest) -> String {
 
 /// Every word of a concept: its text and the displays of its codings.
 fn all_text(concept: &Concept) -> String {
-    concept.text.iter().map(String::as_str).chain(concept.codes.iter().filter_map(|c| c.display.as_deref())).collect::<Vec<_>>().join(" ")
+    concept
+        .text
+        .iter()
+        .map(String::as_str)
+        .chain(concept.codes.iter().filter_map(|c| c.display.as_deref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The drug groups the rules here tell apart.
@@ -405,10 +449,12 @@ fn classify<'a>(record: &'a PatientRecord, content: &Content, nsaids: &Names<'_>
     let mut out = Vec::new();
     for medication in &record.medications {
         let mut haystack = Haystack::default();
-        let found = nsaids
-            .find(&medication.medication, &mut haystack)
-            .map(|found| (DrugGroup::Nsaid, found))
-            .or_else(|| others.iter().find_map(|(group, names)| Some((*group, names.find(&medication.medication, &mut haystack)?))));
+        let found =
+            nsaids.find(&medication.medication, &mut haystack).map(|found| (DrugGroup::Nsaid, found)).or_else(|| {
+                others
+                    .iter()
+                    .find_map(|(group, names)| Some((*group, names.find(&medication.medication, &mut haystack)?)))
+            });
         if let Some((group, (name, subgroup))) = found {
             out.push(Drug { medication, group, name, subgroup });
         }
@@ -441,9 +487,16 @@ fn pregnancy(record: &PatientRecord, content: &Content, today: Date) -> Option<P
         if date.is_some_and(|d| d < from || d > today) {
             continue;
         }
-        let weeks_then = (m.concept.group.as_deref() == Some("weeks")).then(|| z3a_weeks(m.coding.code.as_deref()?)).flatten();
+        let weeks_then =
+            (m.concept.group.as_deref() == Some("weeks")).then(|| z3a_weeks(m.coding.code.as_deref()?)).flatten();
         let when = date.map(|d| format!(" on {d}")).unwrap_or_else(|| " (undated)".into());
-        signs.push(Sign { date, pregnant: true, weeks_then, reference: &condition.reference, description: format!("{}{when}", m.concept.describe()) });
+        signs.push(Sign {
+            date,
+            pregnant: true,
+            weeks_then,
+            reference: &condition.reference,
+            description: format!("{}{when}", m.concept.describe()),
+        });
     }
     for observation in record.observations.iter().filter(|o| o.counts()) {
         let Some(m) = observations.match_concept(&observation.code) else { continue };
@@ -513,14 +566,18 @@ fn pregnancy(record: &PatientRecord, content: &Content, today: Date) -> Option<P
         .max_by_key(|s| s.date)
         .and_then(|s| weeks_now(s))
         .map(|w| w.floor() as i64);
-    let evidence = current.iter().map(|s| Evidence { reference: s.reference.to_owned(), description: s.description.clone() }).collect();
+    let evidence = current
+        .iter()
+        .map(|s| Evidence { reference: s.reference.to_owned(), description: s.description.clone() })
+        .collect();
     Some(Pregnancy { weeks, evidence })
 }
 
 /// Weeks of gestation from an ICD-10-CM Z3A code: "Z3A.20" is 20 weeks, "Z3A.01" under 8 weeks
 /// (taken as 7), "Z3A.49" over 42 weeks; "Z3A.00" (not specified) gives none.
 fn z3a_weeks(code: &str) -> Option<f64> {
-    let digits: String = code.trim().to_ascii_uppercase().trim_start_matches("Z3A").chars().filter(char::is_ascii_digit).collect();
+    let digits: String =
+        code.trim().to_ascii_uppercase().trim_start_matches("Z3A").chars().filter(char::is_ascii_digit).collect();
     match digits.parse::<u32>().ok()? {
         0 => None,
         1 => Some(7.0),

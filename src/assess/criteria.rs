@@ -3,7 +3,7 @@
 
 use time::Date;
 
-use super::{days_between, Evidence};
+use super::{Evidence, days_between};
 use crate::content::{Content, Criterion, Lookback, ValueSet};
 use crate::record::{Concept, PatientRecord, ResourceKind};
 
@@ -38,7 +38,15 @@ pub fn find(record: &PatientRecord, content: &Content, criterion: &Criterion, to
                     .filter_map(|(date, label)| date.map(|d| (d, label)))
                     .max_by_key(|(date, _)| *date);
                     let status = condition.clinical_status.as_deref().unwrap_or("no clinical status");
-                    hits.push(hit(m.concept.describe(), &condition.reference, status, date, condition.is_active(), criterion.lookback, today));
+                    hits.push(hit(
+                        m.concept.describe(),
+                        &condition.reference,
+                        status,
+                        date,
+                        condition.is_active(),
+                        criterion.lookback,
+                        today,
+                    ));
                 }
             }
             ResourceKind::Procedure => {
@@ -49,7 +57,15 @@ pub fn find(record: &PatientRecord, content: &Content, criterion: &Criterion, to
                     let Some(m) = set.match_concept(&procedure.code) else { continue };
                     let date = procedure.performed.map(|d| (d, "performed"));
                     let ongoing = procedure.status == "in-progress";
-                    hits.push(hit(m.concept.describe(), &procedure.reference, &procedure.status, date, ongoing, criterion.lookback, today));
+                    hits.push(hit(
+                        m.concept.describe(),
+                        &procedure.reference,
+                        &procedure.status,
+                        date,
+                        ongoing,
+                        criterion.lookback,
+                        today,
+                    ));
                 }
             }
             ResourceKind::MedicationRequest => {
@@ -72,7 +88,15 @@ pub fn find(record: &PatientRecord, content: &Content, criterion: &Criterion, to
                         .filter_map(|(date, label)| date.map(|d| (d, label)))
                         .max_by_key(|(date, _)| *date)
                     };
-                    hits.push(hit(matched, &medication.reference, &medication.status, date, active, criterion.lookback, today));
+                    hits.push(hit(
+                        matched,
+                        &medication.reference,
+                        &medication.status,
+                        date,
+                        active,
+                        criterion.lookback,
+                        today,
+                    ));
                 }
             }
             ResourceKind::ServiceRequest => {
@@ -83,7 +107,15 @@ pub fn find(record: &PatientRecord, content: &Content, criterion: &Criterion, to
                     let Some(m) = set.match_concept(&request.code) else { continue };
                     let date = request.authored.map(|d| (d, "authored"));
                     let active = matches!(request.status.as_str(), "active" | "on-hold");
-                    hits.push(hit(m.concept.describe(), &request.reference, &request.status, date, active, criterion.lookback, today));
+                    hits.push(hit(
+                        m.concept.describe(),
+                        &request.reference,
+                        &request.status,
+                        date,
+                        active,
+                        criterion.lookback,
+                        today,
+                    ));
                 }
             }
             _ => {}

@@ -2,7 +2,7 @@
 
 use time::Date;
 
-use super::{days_between, Evidence, LumbarOrder};
+use super::{Evidence, LumbarOrder, days_between};
 use crate::content::Content;
 use crate::record::PatientRecord;
 
@@ -79,7 +79,7 @@ pub(super) fn current_episode(
         .enumerate()
         .filter_map(|(index, (condition, _))| condition.first_date().filter(|d| *d <= today).map(|d| (d, index)))
         .collect();
-    dated.sort_by(|a, b| b.0.cmp(&a.0));
+    dated.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     let latest_active = active.iter().filter_map(|(condition, _)| condition.first_date()).filter(|d| *d <= today).max();
     let mut start = None;
     let mut members = Vec::new();
@@ -131,7 +131,10 @@ pub(super) fn current_episode(
         ));
     }
     if duration_days.is_none() {
-        notes.push("No onset or recorded date is on record for the low back pain diagnoses: symptom duration is unknown.".into());
+        notes.push(
+            "No onset or recorded date is on record for the low back pain diagnoses: symptom duration is unknown."
+                .into(),
+        );
     }
     let chronic = chronic_diagnosis || duration_days.is_some_and(|days| days >= chronic_days);
     Some(Episode { start, duration_days, evidence, chronic_diagnosis, undated, last_resolved, chronic })

@@ -5,7 +5,7 @@
 
 use time::Date;
 
-use super::{criteria, days_between, episode::Episode, red_flags::RedFlag, Evidence, OrderScope};
+use super::{Evidence, OrderScope, criteria, days_between, episode::Episode, red_flags::RedFlag};
 use crate::content::{CautionTrigger, Content, DRUG_CLASSES};
 use crate::record::{Answer, DraftOrder, PatientRecord, ResourceKind};
 
@@ -103,14 +103,30 @@ impl DrugClass {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recommendation {
-    PtReferral { evidence: Vec<Evidence> },
+    PtReferral {
+        evidence: Vec<Evidence>,
+    },
     StartBackScreening,
     StratifiedCare(StartBack),
     /// The procedures of the one session day.
-    ContinueTherapy { session: Vec<Evidence> },
-    ReassessProgress { stage: Stage, measures: Vec<Evidence>, care: Vec<Evidence> },
-    MedicationAdvice { order: OrderRef, class: DrugClass, cautions: Vec<Caution> },
-    PassiveModality { order: OrderRef, kind: String, cautions: Vec<Caution> },
+    ContinueTherapy {
+        session: Vec<Evidence>,
+    },
+    ReassessProgress {
+        stage: Stage,
+        measures: Vec<Evidence>,
+        care: Vec<Evidence>,
+    },
+    MedicationAdvice {
+        order: OrderRef,
+        class: DrugClass,
+        cautions: Vec<Caution>,
+    },
+    PassiveModality {
+        order: OrderRef,
+        kind: String,
+        cautions: Vec<Caution>,
+    },
 }
 
 impl Recommendation {
@@ -167,9 +183,7 @@ pub(super) fn recommend(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Rec
 fn routine(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Recommendation> {
     let Inputs { record, content, today, scope, episode, imaging_not_indicated, .. } = *inputs;
     let thresholds = &content.rules.thresholds;
-    let start = episode
-        .start
-        .unwrap_or_else(|| today - time::Duration::days(i64::from(thresholds.episode_gap_days)));
+    let start = episode.start.unwrap_or_else(|| today - time::Duration::days(i64::from(thresholds.episode_gap_days)));
     let complete = |kind: ResourceKind| record.availability(kind).is_complete();
     let therapy_known = complete(ResourceKind::Procedure) && complete(ResourceKind::ServiceRequest);
     let therapy = therapy(record, content, start, notes);
@@ -191,7 +205,10 @@ fn routine(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Recommendation> 
         if therapy_known {
             out.push(Recommendation::PtReferral { evidence: episode.evidence.clone() });
         } else {
-            notes.push("Procedures or service requests were not fully available: a therapy referral could not be checked for.".into());
+            notes.push(
+                "Procedures or service requests were not fully available: a therapy referral could not be checked for."
+                    .into(),
+            );
         }
     }
 
@@ -221,7 +238,11 @@ fn routine(inputs: &Inputs<'_>, notes: &mut Vec<String>) -> Vec<Recommendation> 
                 if measures.is_empty() {
                     // Nothing to judge progress by: ask once for a score, not a review at every visit.
                     if days < ask_until {
-                        out.push(Recommendation::ReassessProgress { stage: Stage::NoScores, measures, care: therapy.any.clone() });
+                        out.push(Recommendation::ReassessProgress {
+                            stage: Stage::NoScores,
+                            measures,
+                            care: therapy.any.clone(),
+                        });
                     }
                 } else if !improved {
                     let stage = if days >= late && !therapy.any.is_empty() { Stage::Late } else { Stage::Early };
@@ -245,11 +266,16 @@ fn order_advice(inputs: &Inputs<'_>) -> Vec<Recommendation> {
         match order.resource_type.as_str() {
             "MedicationRequest" => {
                 let found = DrugClass::ALL.iter().find_map(|class| {
-                    criteria::medication_match(content, content.value_set(class.value_set()), &order.code).map(|m| (*class, m))
+                    criteria::medication_match(content, content.value_set(class.value_set()), &order.code)
+                        .map(|m| (*class, m))
                 });
                 if let Some((class, matched_by)) = found {
                     let cautions = cautions(inputs, class.key(), index);
-                    out.push(Recommendation::MedicationAdvice { order: order_ref(order, index, matched_by), class, cautions });
+                    out.push(Recommendation::MedicationAdvice {
+                        order: order_ref(order, index, matched_by),
+                        class,
+                        cautions,
+                    });
                 }
             }
             "ServiceRequest" => {
@@ -258,7 +284,11 @@ fn order_advice(inputs: &Inputs<'_>) -> Vec<Recommendation> {
                     if cautions.is_empty() && content.rules.advice.caution_only.contains(&kind) {
                         continue;
                     }
-                    out.push(Recommendation::PassiveModality { order: order_ref(order, index, matched_by), kind, cautions });
+                    out.push(Recommendation::PassiveModality {
+                        order: order_ref(order, index, matched_by),
+                        kind,
+                        cautions,
+                    });
                 }
             }
             _ => {}
@@ -287,10 +317,15 @@ fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution>
                             continue;
                         }
                         if let Some(m) = criteria::medication_match(content, set, &other.code) {
-                            evidence.push(Evidence { reference: other.reference.clone(), description: format!("draft order {} ({m})", other.code.label()) });
+                            evidence.push(Evidence {
+                                reference: other.reference.clone(),
+                                description: format!("draft order {} ({m})", other.code.label()),
+                            });
                         }
                     }
-                    for medication in record.medications.iter().filter(|m| matches!(m.status.as_str(), "active" | "on-hold")) {
+                    for medication in
+                        record.medications.iter().filter(|m| matches!(m.status.as_str(), "active" | "on-hold"))
+                    {
                         if let Some(m) = criteria::medication_match(content, set, &medication.medication) {
                             evidence.push(Evidence {
                                 reference: medication.reference.clone(),
@@ -305,7 +340,11 @@ fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution>
             }
             CautionTrigger::MinAge(min) => match age {
                 Some(age) if age >= *min => {
-                    let reference = record.patient.as_ref().map(|p| p.reference.clone()).unwrap_or_else(|| format!("Patient/{}", record.patient_id));
+                    let reference = record
+                        .patient
+                        .as_ref()
+                        .map(|p| p.reference.clone())
+                        .unwrap_or_else(|| format!("Patient/{}", record.patient_id));
                     vec![Evidence { reference, description: format!("age {age} ({min} or over)") }]
                 }
                 _ => Vec::new(),
@@ -313,7 +352,9 @@ fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution>
             CautionTrigger::ChronicPain => {
                 let chronic = i64::from(content.rules.thresholds.chronic_weeks) * 7;
                 let why = match episode.duration_days {
-                    Some(days) if days >= chronic => Some(format!("low back pain for {days} days (chronic: {chronic} days or more)")),
+                    Some(days) if days >= chronic => {
+                        Some(format!("low back pain for {days} days (chronic: {chronic} days or more)"))
+                    }
                     Some(_) => None,
                     None => Some("symptom duration unknown: chronic pain not excluded".to_owned()),
                 };
@@ -321,7 +362,10 @@ fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution>
                     episode
                         .evidence
                         .iter()
-                        .map(|e| Evidence { reference: e.reference.clone(), description: format!("{}; {why}", e.description) })
+                        .map(|e| Evidence {
+                            reference: e.reference.clone(),
+                            description: format!("{}; {why}", e.description),
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
@@ -330,9 +374,10 @@ fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution>
                 .iter()
                 .filter(|flag| rules.contains(&flag.rule) || categories.contains(&flag.category))
                 .flat_map(|flag| {
-                    flag.evidence
-                        .iter()
-                        .map(|e| Evidence { reference: e.reference.clone(), description: format!("{}: {}", flag.finding, e.description) })
+                    flag.evidence.iter().map(|e| Evidence {
+                        reference: e.reference.clone(),
+                        description: format!("{}: {}", flag.finding, e.description),
+                    })
                 })
                 .collect(),
         };
@@ -380,7 +425,12 @@ fn therapy(record: &PatientRecord, content: &Content, start: Date, notes: &mut V
         if request.authored.is_none_or(|date| date >= start) {
             therapy.any.push(Evidence {
                 reference: request.reference.clone(),
-                description: format!("referral {} ({}{})", m.concept.describe(), request.status, date_suffix(request.authored)),
+                description: format!(
+                    "referral {} ({}{})",
+                    m.concept.describe(),
+                    request.status,
+                    date_suffix(request.authored)
+                ),
             });
         }
     }
@@ -439,14 +489,19 @@ fn progress(record: &PatientRecord, content: &Content, start: Date, percent: f64
             .filter_map(|o| Some((o.effective?, o.value.as_ref()?.number()?, o.reference.as_str())))
             .filter(|(date, _, _)| *date >= start)
             .collect();
-        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values.sort_by_key(|a| a.0);
         for (date, value, reference) in &values {
-            evidence.push(Evidence { reference: (*reference).to_owned(), description: format!("{label} {value} on {date}") });
+            evidence.push(Evidence {
+                reference: (*reference).to_owned(),
+                description: format!("{label} {value} on {date}"),
+            });
         }
-        if let (Some(first), Some(last)) = (values.first(), values.last()) {
-            if first.0 < last.0 && first.1 > 0.0 && last.1 <= first.1 * (1.0 - percent / 100.0) {
-                improved = true;
-            }
+        if let (Some(first), Some(last)) = (values.first(), values.last())
+            && first.0 < last.0
+            && first.1 > 0.0
+            && last.1 <= first.1 * (1.0 - percent / 100.0)
+        {
+            improved = true;
         }
     }
     (improved, evidence)
@@ -458,7 +513,8 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
     let set = content.value_set("start-back");
     let group_of = |concept: &crate::record::Concept| set.match_concept(concept).and_then(|m| m.concept.group.clone());
     // Everything recorded per date: (group -> answer, evidence).
-    let mut by_date: std::collections::BTreeMap<Date, (Vec<(String, Answer)>, Vec<Evidence>)> = Default::default();
+    type Recorded = (Vec<(String, Answer)>, Vec<Evidence>);
+    let mut by_date: std::collections::BTreeMap<Date, Recorded> = Default::default();
     for observation in record.observations.iter().filter(|o| o.counts()) {
         let Some(group) = group_of(&observation.code) else { continue };
         let Some(date) = observation.effective.filter(|d| *d >= start) else { continue };
@@ -471,7 +527,10 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
                 entry.0.push((group, value.clone()));
             }
         }
-        entry.1.push(Evidence { reference: observation.reference.clone(), description: format!("STarT Back {group} on {date}") });
+        entry.1.push(Evidence {
+            reference: observation.reference.clone(),
+            description: format!("STarT Back {group} on {date}"),
+        });
     }
     for response in &record.questionnaire_responses {
         if !matches!(response.status.as_str(), "completed" | "amended") {
@@ -499,7 +558,10 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
         }
         let entry = by_date.entry(date).or_default();
         entry.0.extend(answers);
-        entry.1.push(Evidence { reference: response.reference.clone(), description: format!("STarT Back questionnaire on {date}") });
+        entry.1.push(Evidence {
+            reference: response.reference.clone(),
+            description: format!("STarT Back questionnaire on {date}"),
+        });
     }
     let (date, (answers, evidence)) = by_date.into_iter().next_back()?;
     let find = |group: &str| answers.iter().find(|(g, _)| g == group).map(|(_, a)| a);
@@ -517,14 +579,24 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
         return Some(result(risk, total, distress, "The recorded STarT Back risk level"));
     }
     if let (Some(total), Some(distress)) = (find("total").and_then(score), find("distress").and_then(score)) {
-        return Some(result(classify(total, distress), Some(total), Some(distress), "The recorded total and distress scores"));
+        return Some(result(
+            classify(total, distress),
+            Some(total),
+            Some(distress),
+            "The recorded total and distress scores",
+        ));
     }
     let items: Vec<Option<u32>> = (1..=9).map(|n| find(&format!("item{n}")).and_then(|a| item_score(n, a))).collect();
     if items.iter().all(Option::is_some) {
         let items: Vec<u32> = items.into_iter().flatten().collect();
         let total = items.iter().sum();
         let distress = items.iter().skip(4).sum();
-        return Some(result(classify(total, distress), Some(total), Some(distress), "The nine item answers (scored by the service)"));
+        return Some(result(
+            classify(total, distress),
+            Some(total),
+            Some(distress),
+            "The nine item answers (scored by the service)",
+        ));
     }
     let answered = items.iter().filter(|i| i.is_some()).count();
     notes.push(format!(

@@ -1,6 +1,6 @@
 //! Lumbar imaging orders and how appropriate each is (ACR Appropriateness Criteria).
 
-use super::{episode::Episode, red_flags::RedFlag, OrderScope};
+use super::{OrderScope, episode::Episode, red_flags::RedFlag};
 use crate::content::{AcrRating, Content, ImagingText, Modality, RedFlagCategory};
 use crate::record::{Concept, PatientRecord, ResourceKind};
 

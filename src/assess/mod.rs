@@ -12,7 +12,7 @@ use time::Date;
 
 pub use cautions::{NsaidCaution, PatientFactors, Pregnancy, Unchecked};
 pub use episode::Episode;
-pub use guidance::{classify as start_back_risk, Caution, DrugClass, OrderRef, Recommendation, Risk, Stage, StartBack};
+pub use guidance::{Caution, DrugClass, OrderRef, Recommendation, Risk, Stage, StartBack, classify as start_back_risk};
 pub use imaging::{ConditionalReason, ImagingAssessment, ImagingVerdict, LumbarOrder, PamaRating};
 pub use red_flags::RedFlag;
 
@@ -147,9 +147,7 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
                 today,
                 scope,
                 episode,
-                imaging_not_indicated: imaging
-                    .iter()
-                    .any(|i| matches!(i.verdict, ImagingVerdict::NotIndicated { .. })),
+                imaging_not_indicated: imaging.iter().any(|i| matches!(i.verdict, ImagingVerdict::NotIndicated { .. })),
                 routine,
                 safety,
                 flags: &flags,
@@ -165,7 +163,8 @@ pub fn assess(record: &PatientRecord, content: &Content, today: Date, scope: Ord
     for assessment in &mut imaging {
         if assessment.verdict == ImagingVerdict::Conditional(ConditionalReason::BeyondThreshold) {
             if !factors.prior_care.is_empty() {
-                assessment.verdict = ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(factors.prior_care.clone()));
+                assessment.verdict =
+                    ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(factors.prior_care.clone()));
             } else if factors.prior_care_known {
                 assessment.verdict = ImagingVerdict::Conditional(ConditionalReason::NoPriorCare);
             }

@@ -2,7 +2,7 @@
 
 use time::Date;
 
-use super::{criteria, days_between, Evidence};
+use super::{Evidence, criteria, days_between};
 use crate::content::{Content, RedFlagCategory};
 use crate::record::{MedicationRequest, Observation, PatientRecord, Quantity};
 
@@ -44,7 +44,7 @@ pub(super) fn find(
     if let Some(flag) = corticosteroids(record, content, today, notes) {
         flags.push(flag);
     }
-    flags.sort_by(|a, b| a.category.cmp(&b.category));
+    flags.sort_by_key(|a| a.category);
     history.sort_by_key(|flag| flag.category);
     Findings { current: flags, history }
 }
@@ -58,10 +58,10 @@ fn rule_flags(
     history: &mut Vec<RedFlag>,
 ) {
     for rule in &content.rules.red_flags {
-        if let Some(min_age) = rule.min_age_years {
-            if !age.is_some_and(|age| age > min_age) {
-                continue;
-            }
+        if let Some(min_age) = rule.min_age_years
+            && age.is_none_or(|age| age <= min_age)
+        {
+            continue;
         }
         let finding = match (rule.min_age_years, age) {
             (Some(_), Some(age)) => format!("{} (age {age})", rule.finding),
@@ -77,7 +77,11 @@ fn rule_flags(
         };
         let Some(criterion) = &rule.criterion else {
             // An age rule: the patient's age is the evidence.
-            let reference = record.patient.as_ref().map(|p| p.reference.clone()).unwrap_or_else(|| format!("Patient/{}", record.patient_id));
+            let reference = record
+                .patient
+                .as_ref()
+                .map(|p| p.reference.clone())
+                .unwrap_or_else(|| format!("Patient/{}", record.patient_id));
             let description = format!("age {} on {today}", age.unwrap_or_default());
             flags.push(flag(vec![Evidence { reference, description }]));
             continue;
@@ -177,10 +181,11 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
         match kilograms(quantity) {
             Some(kg) if kg > 0.0 => weights.push((date, kg, observation)),
             Some(_) => {}
-            None => notes.push(format!("{} records a weight with no recognised unit; it was not used.", observation.reference)),
+            None => notes
+                .push(format!("{} records a weight with no recognised unit; it was not used.", observation.reference)),
         }
     }
-    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    weights.sort_by_key(|a| a.0);
     let (first, last) = (weights.first()?, weights.last()?);
     if first.0 == last.0 {
         return None;
@@ -196,8 +201,14 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
         ),
         guideline: "ACP/APS 2007 (Chou): unexplained weight loss (threshold by convention)".into(),
         evidence: vec![
-            Evidence { reference: first.2.reference.clone(), description: format!("weight {:.1} kg on {}", first.1, first.0) },
-            Evidence { reference: last.2.reference.clone(), description: format!("weight {:.1} kg on {}", last.1, last.0) },
+            Evidence {
+                reference: first.2.reference.clone(),
+                description: format!("weight {:.1} kg on {}", first.1, first.0),
+            },
+            Evidence {
+                reference: last.2.reference.clone(),
+                description: format!("weight {:.1} kg on {}", last.1, last.0),
+            },
         ],
     })
 }
@@ -214,7 +225,9 @@ fn is_local(medication: &MedicationRequest, content: &Content) -> bool {
     let route_text = medication
         .routes
         .iter()
-        .flat_map(|route| route.text.iter().map(String::as_str).chain(route.codes.iter().filter_map(|c| c.display.as_deref())))
+        .flat_map(|route| {
+            route.text.iter().map(String::as_str).chain(route.codes.iter().filter_map(|c| c.display.as_deref()))
+        })
         .collect::<Vec<_>>()
         .join(" ");
     if super::imaging::has_phrase(&route_text, &local.local_routes) {
@@ -300,7 +313,8 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
             "Systemic corticosteroids for {covered} days in the last {} days (threshold {} days)",
             thresholds.steroid_lookback_days, thresholds.steroid_min_days
         ),
-        guideline: "ACR Appropriateness Criteria, Low Back Pain, variant 6 (chronic steroid use); HEDIS (90 days)".into(),
+        guideline: "ACR Appropriateness Criteria, Low Back Pain, variant 6 (chronic steroid use); HEDIS (90 days)"
+            .into(),
         evidence,
     })
 }

@@ -56,7 +56,13 @@ impl std::fmt::Debug for AuditTrail {
 
 impl AuditTrail {
     /// Starts the writer task (on the current runtime).
-    pub fn start(store: Store, capacity: usize, batch_size: usize, id_form: IdForm, content_version: &str) -> AuditTrail {
+    pub fn start(
+        store: Store,
+        capacity: usize,
+        batch_size: usize,
+        id_form: IdForm,
+        content_version: &str,
+    ) -> AuditTrail {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let writer = tokio::spawn(write_batches(store, receiver, batch_size.max(1)));
         AuditTrail {

@@ -157,7 +157,11 @@ impl AuthConfig {
                     return Err(invalid(field("algorithms"), "only ES384, RS384, ES256 and RS256 are accepted"));
                 }
             }
-            if issuer.jwks.is_none() && issuer.jwks_file.is_none() && issuer.jwks_url.is_none() && issuer.jku_prefixes.is_empty() {
+            if issuer.jwks.is_none()
+                && issuer.jwks_file.is_none()
+                && issuer.jwks_url.is_none()
+                && issuer.jku_prefixes.is_empty()
+            {
                 return Err(invalid(field("jwks"), "needs a key source: jwks, jwks_file, jwks_url or jku_prefixes"));
             }
             let scopes = |name: &str, list: &[String], require_path: bool| {
@@ -170,7 +174,8 @@ impl AuthConfig {
             };
             let jwks_url = match &issuer.jwks_url {
                 Some(raw) => Some(
-                    crate::outbound::parse_strict(raw, http).map_err(|e| invalid(field("jwks_url"), &format!("{raw:?} {e}")))?,
+                    crate::outbound::parse_strict(raw, http)
+                        .map_err(|e| invalid(field("jwks_url"), &format!("{raw:?} {e}")))?,
                 ),
                 None => None,
             };
@@ -180,7 +185,9 @@ impl AuthConfig {
                 fhir_servers: scopes("fhir_servers", &issuer.fhir_servers, false)?,
                 open_fhir_servers: scopes("open_fhir_servers", &issuer.open_fhir_servers, false)?,
             };
-            if let Some(open) = urls.open_fhir_servers.iter().find(|o| !urls.fhir_servers.iter().any(|s| s.same_base(o))) {
+            if let Some(open) =
+                urls.open_fhir_servers.iter().find(|o| !urls.fhir_servers.iter().any(|s| s.same_base(o)))
+            {
                 return Err(invalid(
                     field("open_fhir_servers"),
                     &format!("{:?} must also be listed in fhir_servers", open.as_base()),

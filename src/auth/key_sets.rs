@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use moka::sync::Cache;
 use url::Url;
 
@@ -109,7 +109,13 @@ impl KeySets {
 
     /// The key for `kid` from `source`, fetching the set when it is not cached, has expired, or
     /// lacks the `kid` (the issuer may have rotated its keys), within the issuer's fetch budget.
-    pub async fn find(&self, issuer: &str, source: &Url, kid: Option<&str>, algorithm: Algorithm) -> Result<Jwk, AuthError> {
+    pub async fn find(
+        &self,
+        issuer: &str,
+        source: &Url,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Jwk, AuthError> {
         let cache_key = (issuer.to_owned(), source.as_str().to_owned());
         if let Some(key) = self.cached(&cache_key, kid, algorithm) {
             return Ok(key);
@@ -176,9 +182,12 @@ impl KeySets {
             if response.content_length().is_some_and(|length| length > self.max_bytes as u64) {
                 return Err(too_large());
             }
-            let lifetime = max_age(response.headers()).map_or(self.max_cache, |age| age.clamp(self.min_refresh, self.max_cache));
+            let lifetime =
+                max_age(response.headers()).map_or(self.max_cache, |age| age.clamp(self.min_refresh, self.max_cache));
             let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| AuthError::KeyFetch(e.without_url().to_string()))? {
+            while let Some(chunk) =
+                response.chunk().await.map_err(|e| AuthError::KeyFetch(e.without_url().to_string()))?
+            {
                 if body.len() + chunk.len() > self.max_bytes {
                     return Err(too_large());
                 }
@@ -209,10 +218,12 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 /// The key for `kid`; without a `kid`, the only key of the algorithm's family.
 pub fn pick(keys: &[Jwk], kid: Option<&str>, algorithm: Algorithm) -> Option<Jwk> {
-    let family_matches = |key: &Jwk| match (&key.algorithm, algorithm) {
-        (jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_), Algorithm::ES384 | Algorithm::ES256) => true,
-        (jsonwebtoken::jwk::AlgorithmParameters::RSA(_), Algorithm::RS384 | Algorithm::RS256) => true,
-        _ => false,
+    let family_matches = |key: &Jwk| {
+        matches!(
+            (&key.algorithm, algorithm),
+            (jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_), Algorithm::ES384 | Algorithm::ES256)
+                | (jsonwebtoken::jwk::AlgorithmParameters::RSA(_), Algorithm::RS384 | Algorithm::RS256)
+        )
     };
     match kid {
         Some(kid) => keys.iter().find(|key| key.common.key_id.as_deref() == Some(kid) && family_matches(key)).cloned(),

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -36,7 +36,8 @@ impl KeyPair {
             }
             "RS384" | "RS256" => {
                 use rsa::pkcs8::EncodePrivateKey as _;
-                let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| KeyError::Key(e.to_string()))?;
+                let key =
+                    rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| KeyError::Key(e.to_string()))?;
                 let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| KeyError::Key(e.to_string()))?;
                 let alg = if algorithm == "RS384" { Algorithm::RS384 } else { Algorithm::RS256 };
                 (alg, pem.to_string())

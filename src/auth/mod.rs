@@ -21,8 +21,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 pub use config::{AuthConfig, ConfigError, IssuerConfig, IssuerUrls};
-use key_sets::{pick, KeySets};
-use replay::{now_seconds, ReplayCache};
+use key_sets::{KeySets, pick};
+use replay::{ReplayCache, now_seconds};
 
 use crate::shared_cache::SharedCache;
 
@@ -230,9 +230,8 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.leeway = self.config.clock_skew_seconds;
         validation.validate_nbf = true;
-        let claims: Claims = jsonwebtoken::decode(token, &key, &validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?
-            .claims;
+        let claims: Claims =
+            jsonwebtoken::decode(token, &key, &validation).map_err(|e| AuthError::Invalid(e.to_string()))?.claims;
 
         let now = now_seconds();
         let skew = self.config.clock_skew_seconds;
@@ -248,7 +247,11 @@ impl Authenticator {
         {
             return Err(AuthError::Tenant);
         }
-        let jti = claims.jti.as_deref().filter(|j| !j.is_empty()).ok_or_else(|| AuthError::Invalid("jti is required".into()))?;
+        let jti = claims
+            .jti
+            .as_deref()
+            .filter(|j| !j.is_empty())
+            .ok_or_else(|| AuthError::Invalid("jti is required".into()))?;
         let first = self
             .replay
             .first_use(&claims.iss, jti, claims.exp + skew)
@@ -267,7 +270,13 @@ impl Authenticator {
 
     /// Static keys first; then the `jku` (parsed, and admitted only under one of the issuer's
     /// prefixes) or the issuer's JWKS URL.
-    async fn find_key(&self, issuer: &Issuer, kid: Option<&str>, jku: Option<&str>, algorithm: Algorithm) -> Result<Jwk, AuthError> {
+    async fn find_key(
+        &self,
+        issuer: &Issuer,
+        kid: Option<&str>,
+        jku: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Jwk, AuthError> {
         let http = self.config.allow_insecure_http;
         let source = match jku {
             Some(jku) => {

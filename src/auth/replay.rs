@@ -8,8 +8,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use moka::sync::Cache;
 use moka::Expiry;
+use moka::sync::Cache;
 
 use crate::shared_cache::{SharedCache, SharedCacheError};
 
@@ -37,7 +37,9 @@ impl ReplayCache {
     /// concurrent calls with the same `jti`, exactly one is first.
     pub async fn first_use(&self, issuer: &str, jti: &str, forget_at: u64) -> Result<bool, SharedCacheError> {
         match self {
-            ReplayCache::InProcess(seen) => Ok(seen.entry((issuer.to_owned(), jti.to_owned())).or_insert(forget_at).is_fresh()),
+            ReplayCache::InProcess(seen) => {
+                Ok(seen.entry((issuer.to_owned(), jti.to_owned())).or_insert(forget_at).is_fresh())
+            }
             ReplayCache::Shared(shared) => {
                 // Issuer and jti are both caller-chosen: the length prefix keeps them apart.
                 let key = format!("jti:{}:{issuer}{jti}", issuer.len());

@@ -2,8 +2,8 @@
 //! tried): `{medicines}`, `{first_line}` and `{pregnancy}`, from `cards/patient-factors.toml`.
 
 use crate::assess::{Evidence, PatientFactors, Unchecked};
-use crate::content::factors::CautionLevel;
 use crate::content::Content;
+use crate::content::factors::CautionLevel;
 
 /// Short, for summaries: what comes first for this patient.
 pub(super) fn first_line(factors: &PatientFactors, content: &Content) -> String {
@@ -18,8 +18,7 @@ pub(super) fn medicines(factors: &PatientFactors, content: &Content) -> String {
     let text = &content.factors.text;
     let mut out = String::new();
     let acknowledge_active = factors.cautions.is_empty().then_some(factors.active_nsaid.as_ref()).flatten();
-    let tried: Vec<String> =
-        factors.tried.iter().filter(|e| Some(*e) != acknowledge_active).map(cited).collect();
+    let tried: Vec<String> = factors.tried.iter().filter(|e| Some(*e) != acknowledge_active).map(cited).collect();
     if !tried.is_empty() {
         let tried = tried.join("; ");
         push(&mut out, text.tried.render(|name| (name == "tried").then_some(tried.as_str())));
@@ -37,7 +36,8 @@ pub(super) fn medicines(factors: &PatientFactors, content: &Content) -> String {
                 .iter()
                 .map(|caution| {
                     let entry = content.factors.caution(caution.kind);
-                    let references: Vec<String> = caution.evidence.iter().map(|e| format!("`{}`", e.reference)).collect();
+                    let references: Vec<String> =
+                        caution.evidence.iter().map(|e| format!("`{}`", e.reference)).collect();
                     let finding = format!("{} ({})", caution.finding, references.join(", "));
                     text.caution_line.render(|name| match name {
                         "short" => Some(entry.short.as_str()),
@@ -93,7 +93,13 @@ pub(super) fn pregnancy(factors: &PatientFactors, content: &Content) -> String {
         evidence.insert(0, format!("{weeks} weeks of gestation today"));
     }
     let evidence = evidence.join("; ");
-    content.factors.text.pregnancy_imaging.render(|name| (name == "evidence").then_some(evidence.as_str())).trim().to_owned()
+    content
+        .factors
+        .text
+        .pregnancy_imaging
+        .render(|name| (name == "evidence").then_some(evidence.as_str()))
+        .trim()
+        .to_owned()
 }
 
 fn cited(evidence: &Evidence) -> String {

@@ -4,7 +4,7 @@ mod factors;
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::assess::{
@@ -13,8 +13,8 @@ use crate::assess::{
 };
 use crate::content::{ActionKind, CardTemplate, Content, PAST_RED_FLAGS};
 use crate::hooks::{
-    response::{ActionType, LinkType},
     Action, Card, CdsResponse, Coding, Hook, Link, Source, Suggestion,
+    response::{ActionType, LinkType},
 };
 use crate::record::PatientRecord;
 
@@ -53,7 +53,12 @@ impl RenderContext<'_> {
     }
 }
 
-pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content, ctx: &RenderContext<'_>) -> CdsResponse {
+pub fn render(
+    assessment: &Assessment,
+    record: &PatientRecord,
+    content: &Content,
+    ctx: &RenderContext<'_>,
+) -> CdsResponse {
     let mut cards = Vec::new();
     let mut system_actions = Vec::new();
     let notes = data_notes(&assessment.data_notes);
@@ -80,10 +85,10 @@ pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content
     if assessment.adult_rules_apply() {
         for imaging in &assessment.imaging {
             cards.push(imaging_card(imaging, assessment, content, ctx, &notes));
-            if let Some(rating) = imaging.pama {
-                if let Some(action) = pama_action(imaging, rating, record, content, ctx) {
-                    system_actions.push(action);
-                }
+            if let Some(rating) = imaging.pama
+                && let Some(action) = pama_action(imaging, rating, record, content, ctx)
+            {
+                system_actions.push(action);
             }
         }
     }
@@ -93,7 +98,7 @@ pub fn render(assessment: &Assessment, record: &PatientRecord, content: &Content
         }
     }
     // Most urgent first, as clients display them.
-    cards.sort_by(|a, b| b.indicator.cmp(&a.indicator));
+    cards.sort_by_key(|card| std::cmp::Reverse(card.indicator));
 
     let mut extension = serde_json::Map::new();
     let mut report = data_report(record, assessment);
@@ -205,14 +210,24 @@ fn imaging_card(
         }
         ImagingVerdict::Conditional(reason) => {
             let (variant, acr) = match reason {
-                ConditionalReason::BeyondThreshold => ("beyond-threshold", "ACR variant 2 or 3, depending on prior conservative care"),
-                ConditionalReason::NoPriorCare => ("no-prior-care", "ACR variant 2: subacute or chronic, no prior management"),
+                ConditionalReason::BeyondThreshold => {
+                    ("beyond-threshold", "ACR variant 2 or 3, depending on prior conservative care")
+                }
+                ConditionalReason::NoPriorCare => {
+                    ("no-prior-care", "ACR variant 2: subacute or chronic, no prior management")
+                }
                 ConditionalReason::AfterPriorCare(_) => {
                     ("after-prior-care", "ACR variant 3: persistent symptoms after conservative care")
                 }
-                ConditionalReason::UnknownDuration => ("unknown-duration", "ACR variant 2 or 3, depending on prior conservative care"),
-                ConditionalReason::NoDiagnosis => ("no-diagnosis", "ACR variant 2 or 3, depending on prior conservative care"),
-                ConditionalReason::IncompleteData => ("incomplete-data", "ACR variant 2 or 3, depending on prior conservative care"),
+                ConditionalReason::UnknownDuration => {
+                    ("unknown-duration", "ACR variant 2 or 3, depending on prior conservative care")
+                }
+                ConditionalReason::NoDiagnosis => {
+                    ("no-diagnosis", "ACR variant 2 or 3, depending on prior conservative care")
+                }
+                ConditionalReason::IncompleteData => {
+                    ("incomplete-data", "ACR variant 2 or 3, depending on prior conservative care")
+                }
             };
             ("imaging-conditional", acr.to_owned(), "not rated".to_owned(), Some(variant))
         }
@@ -227,10 +242,8 @@ fn imaging_card(
             findings_markdown(&past)
         )
     };
-    let finding_summary = shorten(
-        &assessment.red_flag_categories().iter().map(|c| c.label()).collect::<Vec<_>>().join(", "),
-        50,
-    );
+    let finding_summary =
+        shorten(&assessment.red_flag_categories().iter().map(|c| c.label()).collect::<Vec<_>>().join(", "), 50);
     let order = &imaging.order;
     let vars = BTreeMap::from([
         ("modality", order.modality.label().to_owned()),
@@ -247,10 +260,13 @@ fn imaging_card(
         ("medicines", factors::medicines(&assessment.factors, content)),
         ("first_line", factors::first_line(&assessment.factors, content)),
         ("pregnancy", factors::pregnancy(&assessment.factors, content)),
-        ("prior_care", match &imaging.verdict {
-            ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(care)) => evidence_markdown(care),
-            _ => String::new(),
-        }),
+        (
+            "prior_care",
+            match &imaging.verdict {
+                ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(care)) => evidence_markdown(care),
+                _ => String::new(),
+            },
+        ),
     ]);
     let uuid = card_uuid(ctx, card_type, &order.reference);
     let target = Target {
@@ -355,7 +371,12 @@ fn build_card(
         links: template
             .links
             .iter()
-            .map(|link| Link { label: link.label.clone(), url: link.url.clone(), link_type: LinkType::Absolute, app_context: None })
+            .map(|link| Link {
+                label: link.label.clone(),
+                url: link.url.clone(),
+                link_type: LinkType::Absolute,
+                app_context: None,
+            })
             .collect(),
     }
 }
@@ -397,7 +418,11 @@ fn pama_action(
     let mut extensions: Vec<Value> = match object.remove("extension") {
         Some(Value::Array(existing)) => existing
             .into_iter()
-            .filter(|e| !e.get("url").and_then(Value::as_str).is_some_and(|u| u.starts_with("http://fhir.org/argonaut/Extension/pama-rating")))
+            .filter(|e| {
+                !e.get("url")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| u.starts_with("http://fhir.org/argonaut/Extension/pama-rating"))
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -467,7 +492,10 @@ fn guidance_card(
             vars.insert(
                 "evidence",
                 if measures.is_empty() {
-                    format!("- No pain score or Oswestry score is recorded in this episode.\n{}", evidence_markdown(care))
+                    format!(
+                        "- No pain score or Oswestry score is recorded in this episode.\n{}",
+                        evidence_markdown(care)
+                    )
                 } else {
                     evidence_markdown(&evidence)
                 },
@@ -480,14 +508,20 @@ fn guidance_card(
             Some(stage.key())
         }
         Recommendation::MedicationAdvice { order: target, class, cautions: found } => {
-            vars.insert("order", format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by));
+            vars.insert(
+                "order",
+                format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by),
+            );
             vars.insert("finding_summary", class.key().replace('-', " "));
             order = Some(target);
             cautions = found.as_slice();
             Some(class.key())
         }
         Recommendation::PassiveModality { order: target, kind, cautions: found } => {
-            vars.insert("order", format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by));
+            vars.insert(
+                "order",
+                format!("{} (`{}`, recognised by {})", target.label, target.reference, target.matched_by),
+            );
             vars.insert("finding_summary", kind.clone());
             order = Some(target);
             cautions = found.as_slice();
@@ -534,7 +568,12 @@ fn guidance_card(
     if let (Recommendation::StartBackScreening, Some(url)) = (recommendation, &ctx.start_back_app_url) {
         card.links.insert(
             0,
-            Link { label: "Open the STarT Back screening app".into(), url: url.clone(), link_type: LinkType::Smart, app_context: None },
+            Link {
+                label: "Open the STarT Back screening app".into(),
+                url: url.clone(),
+                link_type: LinkType::Smart,
+                app_context: None,
+            },
         );
     }
     card
@@ -572,7 +611,9 @@ fn duration_sentence(assessment: &Assessment) -> String {
             "**Symptom duration:** {} ({days} days) since {start}, the earliest low back pain diagnosis of this episode ({sources}).",
             weeks_text(days)
         ),
-        _ => format!("**Symptom duration:** unknown: the low back pain diagnoses carry no onset or recorded date ({sources})."),
+        _ => format!(
+            "**Symptom duration:** unknown: the low back pain diagnoses carry no onset or recorded date ({sources})."
+        ),
     }
 }
 

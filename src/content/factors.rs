@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{parse_toml, ContentError, Template, ValueSet};
+use super::{ContentError, Template, ValueSet, parse_toml};
 
 pub const FILE: &str = "patient-factors.toml";
 
@@ -194,7 +194,11 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
     let wire: WireFactors = parse_toml(FILE, text)?;
     for name in VALUE_SETS {
         if !value_sets.contains_key(name) {
-            return Err(ContentError::new(format!("valuesets/{name}.json"), "(file)", "is required by patient-factors.toml"));
+            return Err(ContentError::new(
+                format!("valuesets/{name}.json"),
+                "(file)",
+                "is required by patient-factors.toml",
+            ));
         }
     }
     let t = &wire.thresholds;
@@ -202,7 +206,10 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
         return Err(ContentError::new(FILE, "thresholds.egfr_below", "must be an eGFR in mL/min/1.73 m² (0-200)"));
     }
     // Bounded like the windows of rules.toml: date arithmetic beyond a century would overflow.
-    for (field, days) in [("thresholds.egfr_lookback_days", t.egfr_lookback_days), ("thresholds.pregnancy_max_days", t.pregnancy_max_days)] {
+    for (field, days) in [
+        ("thresholds.egfr_lookback_days", t.egfr_lookback_days),
+        ("thresholds.pregnancy_max_days", t.pregnancy_max_days),
+    ] {
         if days == 0 || days > super::MAX_WINDOW_DAYS {
             return Err(ContentError::new(FILE, field, format!("must be from 1 to {} days", super::MAX_WINDOW_DAYS)));
         }
@@ -234,10 +241,16 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
             "active" => CautionLookback::Active,
             _ => return Err(ContentError::new(FILE, field("lookback"), "must be \"any-time\" or \"active\"")),
         };
-        condition_rules.push(ConditionRule { caution: rule.caution, value_set: rule.value_set, finding: rule.finding, lookback });
+        condition_rules.push(ConditionRule {
+            caution: rule.caution,
+            value_set: rule.value_set,
+            finding: rule.finding,
+            lookback,
+        });
     }
     let w = wire.text;
-    let template = |field: &str, text: &str, allowed: &[&str]| Template::parse(FILE, &format!("text.{field}"), text, allowed);
+    let template =
+        |field: &str, text: &str, allowed: &[&str]| Template::parse(FILE, &format!("text.{field}"), text, allowed);
     let text = FactorTexts {
         recommend: template("recommend", &w.recommend, &[])?,
         nsaid_active: template("nsaid_active", &w.nsaid_active, &["nsaid"])?,
@@ -309,7 +322,8 @@ mod tests {
         assert_eq!(error.field, "thresholds.pregnancy_max_days");
         let error = refused(files_with(|t| t.replacen("lookback = \"active\"", "lookback = \"90 days\"", 1)));
         assert_eq!(error.field, "condition_rules[0].lookback");
-        let error = refused(files_with(|t| t.replacen("value_set = \"gi-bleeding\"", "value_set = \"no-such-set\"", 1)));
+        let error =
+            refused(files_with(|t| t.replacen("value_set = \"gi-bleeding\"", "value_set = \"no-such-set\"", 1)));
         assert_eq!(error.field, "condition_rules[1].value_set");
     }
 }

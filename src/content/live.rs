@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{Content, ContentError};
 use crate::metrics;
@@ -95,7 +95,12 @@ impl LiveContent {
             }
         })
         .await
-        .unwrap_or_else(|error| Read::Bad(String::new(), ContentError::new("(content)", "(reload)", format!("the reload task failed: {error}"))));
+        .unwrap_or_else(|error| {
+            Read::Bad(
+                String::new(),
+                ContentError::new("(content)", "(reload)", format!("the reload task failed: {error}")),
+            )
+        });
         let mut rejected = self.rejected.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let outcome = match read {
             Read::InService => Reload::Unchanged,

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::valueset::{canonical_system, Confirmation, ValueSet};
 use super::ContentError;
+use super::valueset::{Confirmation, ValueSet, canonical_system};
 use crate::record::{Code, Concept};
 
 pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
@@ -84,7 +84,10 @@ impl DrugMap {
         for brand in &self.brands {
             if contains_run(&words, &brand.words) {
                 for ingredient in &brand.ingredients {
-                    found.push(FoundIngredient { rxcui: ingredient.clone(), how: format!("brand “{}” in the order text", brand.name) });
+                    found.push(FoundIngredient {
+                        rxcui: ingredient.clone(),
+                        how: format!("brand “{}” in the order text", brand.name),
+                    });
                 }
             }
         }
@@ -124,12 +127,22 @@ impl DrugMap {
                 return Err(ContentError::new(FILE, field("rxcui"), format!("`{}` is not an RxCUI", product.rxcui)));
             }
             if !PRODUCT_TTYS.contains(&product.tty.as_str()) {
-                return Err(ContentError::new(FILE, field("tty"), format!("must be one of {}", PRODUCT_TTYS.join(", "))));
+                return Err(ContentError::new(
+                    FILE,
+                    field("tty"),
+                    format!("must be one of {}", PRODUCT_TTYS.join(", ")),
+                ));
             }
             check_ingredients(&product.ingredients, &field("ingredients"))?;
             let confirmation = confirmation(&product.confirmation, &field("confirmation"))?;
             let rxcui = product.rxcui.clone();
-            let entry = Product { rxcui: product.rxcui, tty: product.tty, name: product.name, ingredients: product.ingredients, confirmation };
+            let entry = Product {
+                rxcui: product.rxcui,
+                tty: product.tty,
+                name: product.name,
+                ingredients: product.ingredients,
+                confirmation,
+            };
             if map.products.insert(rxcui.clone(), entry).is_some() {
                 return Err(ContentError::new(FILE, field("rxcui"), format!("duplicate RxCUI `{rxcui}`")));
             }
@@ -249,9 +262,11 @@ mod tests {
 
     #[test]
     fn rejects_a_product_without_ingredients_naming_the_field() {
-        let error = DrugMap::parse(r#"{"products":[{"rxcui":"1","tty":"SCD","ingredients":[],"confirmation":"S"}]}"#).unwrap_err();
+        let error = DrugMap::parse(r#"{"products":[{"rxcui":"1","tty":"SCD","ingredients":[],"confirmation":"S"}]}"#)
+            .unwrap_err();
         assert_eq!((error.file.as_str(), error.field.as_str()), (FILE, "products[0].ingredients"));
-        let error = DrugMap::parse(r#"{"products":[{"rxcui":"1","tty":"IN","ingredients":["2"],"confirmation":"S"}]}"#).unwrap_err();
+        let error = DrugMap::parse(r#"{"products":[{"rxcui":"1","tty":"IN","ingredients":["2"],"confirmation":"S"}]}"#)
+            .unwrap_err();
         assert_eq!(error.field, "products[0].tty");
     }
 }

@@ -12,9 +12,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use template::Template;
 pub use medications::{Brand, DrugMap, FoundIngredient, Product, RXNORM};
-pub use valueset::{canonical_system, parse_instant, system_name, Confirmation, Match, Modality, ValueSet, ValueSetConcept};
+pub use template::Template;
+pub use valueset::{
+    Confirmation, Match, Modality, ValueSet, ValueSetConcept, canonical_system, parse_instant, system_name,
+};
 
 use crate::hooks::{Hook, Indicator, SelectionBehavior};
 use crate::record::ResourceKind;
@@ -92,9 +94,14 @@ pub const DRUG_CLASSES: [(&str, &str); 4] = [
 pub fn required_variants(card_type: &str) -> &'static [&'static str] {
     match card_type {
         "imaging-indicated" => &["preferred", "other-modality"],
-        "imaging-conditional" => {
-            &["beyond-threshold", "no-prior-care", "after-prior-care", "unknown-duration", "no-diagnosis", "incomplete-data"]
-        }
+        "imaging-conditional" => &[
+            "beyond-threshold",
+            "no-prior-care",
+            "after-prior-care",
+            "unknown-duration",
+            "no-diagnosis",
+            "incomplete-data",
+        ],
         "stratified-care" => &["low", "medium", "high"],
         "reassess-progress" => &["early", "late", "no-scores"],
         "passive-modality" => &["passive", "manipulation"],
@@ -719,7 +726,11 @@ impl Content {
         }
         for required in REQUIRED_VALUE_SETS {
             if !value_sets.contains_key(required) {
-                return Err(ContentError::new(format!("valuesets/{required}.json"), "(file)", "is required by the rules"));
+                return Err(ContentError::new(
+                    format!("valuesets/{required}.json"),
+                    "(file)",
+                    "is required by the rules",
+                ));
             }
         }
 
@@ -761,11 +772,7 @@ impl Content {
 
     /// The prefetch keys of a service, with their resource kinds.
     pub fn prefetch_keys(&self, service: &ServiceDefinition) -> Vec<(String, ResourceKind)> {
-        service
-            .prefetch
-            .iter()
-            .filter_map(|key| Some((key.clone(), self.prefetch.get(key)?.kind?)))
-            .collect()
+        service.prefetch.iter().filter_map(|key| Some((key.clone(), self.prefetch.get(key)?.kind?))).collect()
     }
 }
 
@@ -859,7 +866,9 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
             return Err(ContentError::new(FILE, field, format!("must be at most {most}")));
         }
     }
-    for (field, value) in [("thresholds.adult_age_years", t.adult_age_years), ("thresholds.fracture_age_years", t.fracture_age_years)] {
+    for (field, value) in
+        [("thresholds.adult_age_years", t.adult_age_years), ("thresholds.fracture_age_years", t.fracture_age_years)]
+    {
         if !(0..=130).contains(&value) {
             return Err(ContentError::new(FILE, field, "must be an age from 0 to 130"));
         }
@@ -878,13 +887,21 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
                 let mut criterion = criterion(value_sets, set, rule.resources.as_deref(), lookback, &field)?;
                 if let Some(except) = &rule.except_value_set {
                     if !value_sets.contains_key(except) {
-                        return Err(ContentError::new(FILE, field("except_value_set"), format!("no value set `{except}`")));
+                        return Err(ContentError::new(
+                            FILE,
+                            field("except_value_set"),
+                            format!("no value set `{except}`"),
+                        ));
                     }
                     criterion.except_value_set = Some(except.clone());
                 }
                 Some(criterion)
             }
-            (None, None) if rule.min_age_years.is_some() && rule.resources.is_none() && rule.except_value_set.is_none() => None,
+            (None, None)
+                if rule.min_age_years.is_some() && rule.resources.is_none() && rule.except_value_set.is_none() =>
+            {
+                None
+            }
             _ => {
                 return Err(ContentError::new(
                     FILE,
@@ -931,7 +948,11 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
     for (index, rule) in wire.cautions.into_iter().enumerate() {
         let field = |name: &str| format!("cautions[{index}].{name}");
         if rule.applies_to.is_empty() {
-            return Err(ContentError::new(FILE, field("applies_to"), "must name at least one drug class or order kind"));
+            return Err(ContentError::new(
+                FILE,
+                field("applies_to"),
+                "must name at least one drug class or order kind",
+            ));
         }
         for kind in &rule.applies_to {
             if !kinds.contains(&kind.as_str()) {
@@ -950,12 +971,22 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
         let mut triggers = Vec::new();
         if let Some(set) = &rule.value_set {
             let lookback = rule.lookback.as_deref().unwrap_or("any-time");
-            triggers.push(CautionTrigger::Record(criterion(value_sets, set, rule.resources.as_deref(), lookback, &field)?));
+            triggers.push(CautionTrigger::Record(criterion(
+                value_sets,
+                set,
+                rule.resources.as_deref(),
+                lookback,
+                &field,
+            )?));
         }
         if let Some(with) = &rule.with_drugs {
             for set in with {
                 if !DRUG_CLASSES.iter().any(|(_, id)| id == set) {
-                    return Err(ContentError::new(FILE, field("with_drugs"), format!("`{set}` is not a drug class value set")));
+                    return Err(ContentError::new(
+                        FILE,
+                        field("with_drugs"),
+                        format!("`{set}` is not a drug class value set"),
+                    ));
                 }
             }
             triggers.push(CautionTrigger::WithDrugs(with.clone()));
@@ -993,7 +1024,11 @@ fn parse_rules(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Ru
     }
     for (index, kind) in wire.advice.caution_only.iter().enumerate() {
         if !wire.passive_modality_text.contains_key(kind) {
-            return Err(ContentError::new(FILE, format!("advice.caution_only[{index}]"), format!("`{kind}` is not an order kind of passive_modality_text")));
+            return Err(ContentError::new(
+                FILE,
+                format!("advice.caution_only[{index}]"),
+                format!("`{kind}` is not an order kind of passive_modality_text"),
+            ));
         }
     }
     let imaging = wire.imaging;
@@ -1145,9 +1180,7 @@ fn validate_services(
         let mut rest = prefetch.query.as_str();
         while let Some(start) = rest.find("{{") {
             let after = &rest[start + 2..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| ContentError::new(FILE, field("query"), "unclosed `{{` token"))?;
+            let end = after.find("}}").ok_or_else(|| ContentError::new(FILE, field("query"), "unclosed `{{` token"))?;
             let token = after[..end].trim();
             if !PREFETCH_TOKENS.contains(&token) {
                 return Err(ContentError::new(
@@ -1173,7 +1206,11 @@ fn validate_services(
         }
         for key in &service.prefetch {
             if !wire.prefetch.contains_key(key) {
-                return Err(ContentError::new(FILE, format!("services[{index}].prefetch"), format!("no prefetch key `{key}`")));
+                return Err(ContentError::new(
+                    FILE,
+                    format!("services[{index}].prefetch"),
+                    format!("no prefetch key `{key}`"),
+                ));
             }
         }
     }
@@ -1249,10 +1286,12 @@ fn parse_card(
     if wire.source.label.trim().is_empty() {
         return Err(ContentError::new(file, "source.label", "must not be empty"));
     }
-    for (field, url) in
-        wire.source.url.iter().map(|u| ("source.url".to_owned(), u)).chain(
-            wire.links.iter().enumerate().map(|(i, l)| (format!("links[{i}].url"), &l.url)),
-        )
+    for (field, url) in wire
+        .source
+        .url
+        .iter()
+        .map(|u| ("source.url".to_owned(), u))
+        .chain(wire.links.iter().enumerate().map(|(i, l)| (format!("links[{i}].url"), &l.url)))
     {
         if !url.starts_with("https://") && !url.starts_with("http://") {
             return Err(ContentError::new(file, field, "must be an absolute URL"));
@@ -1275,14 +1314,29 @@ fn parse_card(
                 match &action.referral {
                     Some(name) if referrals.contains_key(name) => {}
                     Some(name) => {
-                        return Err(ContentError::new(file, format!("{action_field}.referral"), format!("no referral `{name}` in referrals.toml")));
+                        return Err(ContentError::new(
+                            file,
+                            format!("{action_field}.referral"),
+                            format!("no referral `{name}` in referrals.toml"),
+                        ));
                     }
-                    None => return Err(ContentError::new(file, format!("{action_field}.referral"), "is required for create-referral")),
+                    None => {
+                        return Err(ContentError::new(
+                            file,
+                            format!("{action_field}.referral"),
+                            "is required for create-referral",
+                        ));
+                    }
                 }
             }
             actions.push(ActionTemplate {
                 kind: action.kind,
-                description: Template::parse(file, &format!("{action_field}.description"), &action.description, allowed)?,
+                description: Template::parse(
+                    file,
+                    &format!("{action_field}.description"),
+                    &action.description,
+                    allowed,
+                )?,
                 referral: action.referral,
             });
         }

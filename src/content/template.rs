@@ -87,7 +87,6 @@ impl Template {
             _ => "",
         }
     }
-
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ pub const EXT_GROUP: &str = "urn:lbp-cds:group";
 /// Filter operations a definition may use (FHIR R4 `filter-operator`). SNOMED CT `is-a` and
 /// `descendent-of` walk the hierarchy; for ICD-10-CM they mean "this code and the codes under it"
 /// (a code prefix), `regex` covers ranges.
-const FILTER_OPS: [&str; 9] = ["is-a", "descendent-of", "is-not-a", "=", "regex", "in", "not-in", "generalizes", "exists"];
+const FILTER_OPS: [&str; 9] =
+    ["is-a", "descendent-of", "is-not-a", "=", "regex", "in", "not-in", "generalizes", "exists"];
 /// Imaging modality of a lumbar imaging code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,7 +157,10 @@ impl ValueSet {
         let definition_date = wire
             .date
             .as_deref()
-            .map(|value| parse_instant(value).ok_or_else(|| ContentError::new(file, "date", format!("`{value}` is not a FHIR date or dateTime"))))
+            .map(|value| {
+                parse_instant(value)
+                    .ok_or_else(|| ContentError::new(file, "date", format!("`{value}` is not a FHIR date or dateTime")))
+            })
             .transpose()?;
         let expansion_timestamp = expansion
             .timestamp
@@ -170,7 +174,11 @@ impl ValueSet {
         if let Some(compose) = &wire.compose {
             validate_compose(file, compose)?;
             let Some(timestamp) = expansion_timestamp else {
-                return Err(ContentError::new(file, "expansion.timestamp", "is required with a compose definition (when was it expanded?)"));
+                return Err(ContentError::new(
+                    file,
+                    "expansion.timestamp",
+                    "is required with a compose definition (when was it expanded?)",
+                ));
             };
             if definition_date.is_some_and(|date| timestamp < date) {
                 return Err(ContentError::new(
@@ -190,7 +198,11 @@ impl ValueSet {
                 match parameter.value_uri.as_deref().or(parameter.value_string.as_deref()) {
                     Some(value) if !value.trim().is_empty() => versions.push(value.to_owned()),
                     _ => {
-                        return Err(ContentError::new(file, format!("expansion.parameter[{index}].value"), "a version parameter needs valueUri"))
+                        return Err(ContentError::new(
+                            file,
+                            format!("expansion.parameter[{index}].value"),
+                            "a version parameter needs valueUri",
+                        ));
                     }
                 }
             }
@@ -226,19 +238,35 @@ impl ValueSet {
                             Some("V") => Confirmation::Confirmed,
                             Some("S") => Confirmation::Seen,
                             Some("U") => Confirmation::Unconfirmed,
-                            _ => return Err(ContentError::new(file, field("extension(confirmation)"), "must be V, S or U")),
+                            _ => {
+                                return Err(ContentError::new(
+                                    file,
+                                    field("extension(confirmation)"),
+                                    "must be V, S or U",
+                                ));
+                            }
                         })
                     }
                     EXT_MATCH => {
                         prefix = match value {
                             Some("prefix") => true,
                             Some("exact") => false,
-                            _ => return Err(ContentError::new(file, field("extension(match)"), "must be exact or prefix")),
+                            _ => {
+                                return Err(ContentError::new(
+                                    file,
+                                    field("extension(match)"),
+                                    "must be exact or prefix",
+                                ));
+                            }
                         }
                     }
                     EXT_MODALITY => {
                         modality = Some(value.and_then(Modality::parse).ok_or_else(|| {
-                            ContentError::new(file, field("extension(modality)"), "must be xray, ct, mri or myelography")
+                            ContentError::new(
+                                file,
+                                field("extension(modality)"),
+                                "must be xray, ct, mri or myelography",
+                            )
                         })?)
                     }
                     EXT_GROUP => group = value.map(str::to_owned),
@@ -265,7 +293,7 @@ impl ValueSet {
             });
         }
         // Longest prefix first, so that the most specific entry describes a match.
-        set.prefixes.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        set.prefixes.sort_by_key(|prefix| std::cmp::Reverse(prefix.1.len()));
         Ok(set)
     }
 }
@@ -276,18 +304,22 @@ fn validate_compose(file: &str, compose: &WireCompose) -> Result<(), ContentErro
     if compose.include.is_empty() {
         return Err(ContentError::new(file, "compose.include", "must hold at least one include"));
     }
-    let rules = compose.include.iter().map(|rule| ("include", rule)).chain(compose.exclude.iter().map(|rule| ("exclude", rule)));
+    let rules = compose
+        .include
+        .iter()
+        .map(|rule| ("include", rule))
+        .chain(compose.exclude.iter().map(|rule| ("exclude", rule)));
     let mut counters = [0usize; 2];
     for (kind, rule) in rules {
         let index = if kind == "include" { &mut counters[0] } else { &mut counters[1] };
         let at = format!("compose.{kind}[{index}]");
         *index += 1;
-        let system = rule
-            .system
-            .as_deref()
-            .ok_or_else(|| ContentError::new(file, format!("{at}.system"), "is required (value set references are not supported)"))?;
-        let system = canonical_system(system)
-            .ok_or_else(|| ContentError::new(file, format!("{at}.system"), format!("unknown code system `{system}`")))?;
+        let system = rule.system.as_deref().ok_or_else(|| {
+            ContentError::new(file, format!("{at}.system"), "is required (value set references are not supported)")
+        })?;
+        let system = canonical_system(system).ok_or_else(|| {
+            ContentError::new(file, format!("{at}.system"), format!("unknown code system `{system}`"))
+        })?;
         if rule.concept.is_empty() && rule.filter.is_empty() {
             return Err(ContentError::new(file, at, "needs concepts or filters"));
         }
@@ -309,7 +341,11 @@ fn validate_compose(file: &str, compose: &WireCompose) -> Result<(), ContentErro
             }
             let hierarchical = matches!(filter.op.as_str(), "is-a" | "descendent-of" | "is-not-a");
             if system == "http://snomed.info/sct" && hierarchical && !filter.value.chars().all(|c| c.is_ascii_digit()) {
-                return Err(ContentError::new(file, field("value"), format!("`{}` is not a SNOMED CT concept id", filter.value)));
+                return Err(ContentError::new(
+                    file,
+                    field("value"),
+                    format!("`{}` is not a SNOMED CT concept id", filter.value),
+                ));
             }
             if filter.op == "regex" && filter.value.contains(char::is_whitespace) {
                 return Err(ContentError::new(file, field("value"), "a code pattern has no spaces"));
@@ -510,7 +546,8 @@ mod tests {
 
     #[test]
     fn an_intensional_set_matches_its_expansion_and_keeps_its_versions() {
-        let set = ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "2026-11-25T12:00:00Z", "is-a")).unwrap();
+        let set =
+            ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "2026-11-25T12:00:00Z", "is-a")).unwrap();
         assert!(set.intensional);
         assert_eq!(set.versions.len(), 1);
         assert!(set.lookup(&code("http://snomed.info/sct", "278860009")).is_some());
@@ -519,7 +556,8 @@ mod tests {
 
     #[test]
     fn refuses_an_expansion_older_than_its_definition() {
-        let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-26", "2026-11-25T12:00:00Z", "is-a")).unwrap_err();
+        let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-26", "2026-11-25T12:00:00Z", "is-a"))
+            .unwrap_err();
         assert_eq!((error.file.as_str(), error.field.as_str()), ("valuesets/t.json", "expansion.timestamp"));
         assert!(error.message.contains("older than its definition"), "{}", error.message);
     }
@@ -528,9 +566,11 @@ mod tests {
     fn refuses_a_malformed_definition_or_timestamp_naming_the_field() {
         let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "yesterday", "is-a")).unwrap_err();
         assert_eq!(error.field, "expansion.timestamp");
-        let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "2026-11-25T12:00:00Z", "below")).unwrap_err();
+        let error = ValueSet::parse("valuesets/t.json", &intensional("2026-11-20", "2026-11-25T12:00:00Z", "below"))
+            .unwrap_err();
         assert_eq!(error.field, "compose.include[0].filter[0].op");
-        let error = ValueSet::parse("valuesets/t.json", &intensional("20 Nov", "2026-11-25T12:00:00Z", "is-a")).unwrap_err();
+        let error =
+            ValueSet::parse("valuesets/t.json", &intensional("20 Nov", "2026-11-25T12:00:00Z", "is-a")).unwrap_err();
         assert_eq!(error.field, "date");
         let no_timestamp = intensional("2026-11-20", "x", "is-a").replace(r#""timestamp":"x","#, "");
         let error = ValueSet::parse("valuesets/t.json", &no_timestamp).unwrap_err();

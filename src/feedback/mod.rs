@@ -5,12 +5,12 @@
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::audit::AuditTrail;
 use crate::metrics;
-use crate::storage::{FeedbackRecord, Store, StorageError};
+use crate::storage::{FeedbackRecord, StorageError, Store};
 
 /// Longest accepted card uuid, suggestion id, reason code or system (ours are 36 characters).
 const MAX_ID_CHARS: usize = 256;
@@ -119,13 +119,20 @@ pub fn parse(body: &[u8], max_items: usize) -> Result<Vec<Item>, String> {
     let batch: WireBatch = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        if path == "." { format!("the feedback body is invalid: {inner}") } else { format!("field `{path}` is invalid: {inner}") }
+        if path == "." {
+            format!("the feedback body is invalid: {inner}")
+        } else {
+            format!("field `{path}` is invalid: {inner}")
+        }
     })?;
     if batch.feedback.is_empty() {
         return Err("`feedback` has no items".into());
     }
     if batch.feedback.len() > max_items {
-        return Err(format!("`feedback` has {} items; at most {max_items} are accepted per post", batch.feedback.len()));
+        return Err(format!(
+            "`feedback` has {} items; at most {max_items} are accepted per post",
+            batch.feedback.len()
+        ));
     }
     batch.feedback.into_iter().enumerate().map(|(index, item)| item.into_item(index)).collect()
 }
@@ -167,7 +174,10 @@ impl WireItem {
                     None => None,
                 };
                 if reason.user_comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
-                    return Err(format!("`{}` is longer than {MAX_COMMENT_CHARS} characters", at("overrideReason.userComment")));
+                    return Err(format!(
+                        "`{}` is longer than {MAX_COMMENT_CHARS} characters",
+                        at("overrideReason.userComment")
+                    ));
                 }
                 (coding, reason.user_comment.filter(|c| !c.trim().is_empty()))
             }
@@ -294,7 +304,10 @@ pub async fn record(
             .inc();
     }
     if flagged > 0 {
-        tracing::warn!(flagged, "feedback refers to cards, suggestions or reasons that were not issued; stored and flagged");
+        tracing::warn!(
+            flagged,
+            "feedback refers to cards, suggestions or reasons that were not issued; stored and flagged"
+        );
     }
     Ok(Receipt { stored: written.stored, duplicates: written.duplicates, flagged })
 }

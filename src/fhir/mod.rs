@@ -147,7 +147,8 @@ pub async fn fetch_all(
                     match next {
                         Some(next) if pages.len() < limits.max_pages => url = next,
                         Some(_) => {
-                            problem = Some(format!("more than {} pages of results; the rest was not read", limits.max_pages));
+                            problem =
+                                Some(format!("more than {} pages of results; the rest was not read", limits.max_pages));
                             break;
                         }
                         None => break,
@@ -200,7 +201,10 @@ async fn get(
         }
         if call_bytes.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > limits.max_call_bytes {
             crate::metrics::get().call_budget_exceeded.inc();
-            return Err(format!("more than {} bytes from the FHIR server in this call; the rest was not read", limits.max_call_bytes));
+            return Err(format!(
+                "more than {} bytes from the FHIR server in this call; the rest was not read",
+                limits.max_call_bytes
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -285,7 +289,10 @@ mod tests {
     fn templates_render_with_encoded_context_values() {
         let body = br#"{"hook":"patient-view","hookInstance":"a1","context":{"userId":"Practitioner/p 1","patientId":"pat-1"}}"#;
         let request = HookRequest::parse(body).unwrap();
-        assert_eq!(render_query("Condition?patient={{context.patientId}}", &request).as_deref(), Some("Condition?patient=pat-1"));
+        assert_eq!(
+            render_query("Condition?patient={{context.patientId}}", &request).as_deref(),
+            Some("Condition?patient=pat-1")
+        );
         assert_eq!(render_query("X?p={{userPractitionerId}}", &request).as_deref(), Some("X?p=p%201"));
         assert_eq!(render_query("Encounter/{{context.encounterId}}", &request), None);
     }

@@ -9,9 +9,7 @@ pub mod request;
 pub mod response;
 
 pub use request::{FhirAuthorization, HookContext, HookRequest, PrefetchValue, RequestError};
-pub use response::{
-    Action, Card, CdsResponse, Coding, Indicator, Link, SelectionBehavior, Source, Suggestion,
-};
+pub use response::{Action, Card, CdsResponse, Coding, Indicator, Link, SelectionBehavior, Source, Suggestion};
 
 /// The hooks this service answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -117,8 +117,7 @@ impl<'a> HookRequest<'a> {
     /// caller checks that with [`HookRequest::require_context_for`] once the service is known.
     pub fn parse(body: &'a [u8]) -> Result<HookRequest<'a>, RequestError> {
         let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let wire: WireRequest<'a> =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(classify_json_error)?;
+        let wire: WireRequest<'a> = serde_path_to_error::deserialize(&mut deserializer).map_err(classify_json_error)?;
         deserializer.end().map_err(|e| RequestError::MalformedJson(e.to_string()))?;
         let hook = wire.hook.ok_or(RequestError::MissingField("hook"))?;
         let hook_instance = wire.hook_instance.ok_or(RequestError::MissingField("hookInstance"))?;
@@ -144,11 +143,7 @@ impl<'a> HookRequest<'a> {
         let prefetch = wire.prefetch.map(|map| {
             map.into_iter()
                 .map(|(key, raw)| {
-                    let value = if raw.get().trim() == "null" {
-                        PrefetchValue::Null
-                    } else {
-                        PrefetchValue::Json(raw)
-                    };
+                    let value = if raw.get().trim() == "null" { PrefetchValue::Null } else { PrefetchValue::Json(raw) };
                     (key, value)
                 })
                 .collect()
@@ -303,7 +298,8 @@ mod tests {
 
     #[test]
     fn keeps_null_prefetch_apart_from_absent() {
-        let body = br#"{"hook":"patient-view","hookInstance":"a1","context":{"userId":"Practitioner/1","patientId":"p1"},
+        let body =
+            br#"{"hook":"patient-view","hookInstance":"a1","context":{"userId":"Practitioner/1","patientId":"p1"},
             "prefetch":{"conditions":null,"patient":{"resourceType":"Patient","id":"p1"}}}"#;
         let request = HookRequest::parse(body).unwrap();
         let prefetch = request.prefetch.unwrap();
@@ -315,10 +311,7 @@ mod tests {
     #[test]
     fn refuses_ids_that_could_reach_a_query_string() {
         let body = br#"{"hook":"patient-view","hookInstance":"a1","context":{"userId":"u","patientId":"p1&_id=x"}}"#;
-        assert!(matches!(
-            HookRequest::parse(body),
-            Err(RequestError::InvalidField { field: "context.patientId", .. })
-        ));
+        assert!(matches!(HookRequest::parse(body), Err(RequestError::InvalidField { field: "context.patientId", .. })));
     }
 
     #[test]

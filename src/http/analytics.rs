@@ -2,12 +2,12 @@
 //! last 30 days). Behind the same authentication as the hook calls: it tells how clinicians
 //! answer the cards, which is the site's business.
 
-use axum::extract::{Query, State};
 use axum::Json;
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use time::Date;
 
-use super::{error::ApiError, AppState};
+use super::{AppState, error::ApiError};
 use crate::analytics::{self, Report};
 
 #[derive(Debug, Deserialize)]
@@ -17,10 +17,8 @@ pub struct Range {
 }
 
 pub async fn report(State(state): State<AppState>, Query(range): Query<Range>) -> Result<Json<Report>, ApiError> {
-    let records = state
-        .records
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("analytics storage is not configured".into()))?;
+    let records =
+        state.records.as_ref().ok_or_else(|| ApiError::Unavailable("analytics storage is not configured".into()))?;
     let (default_from, default_to) = analytics::default_range(time::OffsetDateTime::now_utc().date());
     let from = day(range.from.as_deref(), "from")?.unwrap_or(default_from);
     let to = day(range.to.as_deref(), "to")?.unwrap_or(default_to);
@@ -35,9 +33,6 @@ pub async fn report(State(state): State<AppState>, Query(range): Query<Range>) -
 
 fn day(value: Option<&str>, name: &str) -> Result<Option<Date>, ApiError> {
     value
-        .map(|v| {
-            analytics::parse_day(v)
-                .map_err(|e| ApiError::BadRequest(format!("query parameter `{name}` {e}")))
-        })
+        .map(|v| analytics::parse_day(v).map_err(|e| ApiError::BadRequest(format!("query parameter `{name}` {e}"))))
         .transpose()
 }

@@ -2,9 +2,9 @@
 //! errors are logged and answered with a generic message. Bodies are FHIR OperationOutcomes, as
 //! CDS Hooks 3.0 recommends for non-2xx responses.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::evaluate::EvaluateError;

@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::{Extension, Json};
 
 use super::services::require_json;
-use super::{error::ApiError, AppState};
+use super::{AppState, error::ApiError};
 use crate::auth::Client;
 use crate::feedback::{self, Receipt};
 use crate::telemetry::loggable;
@@ -22,13 +22,10 @@ pub async fn receive(
 ) -> Result<Json<Receipt>, ApiError> {
     require_json(&headers)?;
     let content = state.content.current();
-    let service = content
-        .service(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?;
-    let records = state
-        .records
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("feedback storage is not configured".into()))?;
+    let service =
+        content.service(&id).ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?;
+    let records =
+        state.records.as_ref().ok_or_else(|| ApiError::Unavailable("feedback storage is not configured".into()))?;
     let items = feedback::parse(&body, records.settings.feedback_max_items).map_err(ApiError::BadRequest)?;
     let issuer = client.map(|c| c.0.issuer).unwrap_or_default();
     let receipt = feedback::record(&records.store, records.audit.as_ref(), &service.id, &issuer, items)

@@ -8,20 +8,20 @@ mod feedback;
 mod health;
 mod services;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -31,8 +31,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
-use crate::content::live::LiveContent;
 use crate::content::Content;
+use crate::content::live::LiveContent;
 use crate::metrics;
 use crate::telemetry::loggable;
 
@@ -241,7 +241,10 @@ pub async fn serve(
             metrics::get().connections_refused.inc();
             if last_cap_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(1)) {
                 last_cap_warning = Some(std::time::Instant::now());
-                tracing::warn!(max_connections = settings.max_connections, "connection cap reached; closing new connections");
+                tracing::warn!(
+                    max_connections = settings.max_connections,
+                    "connection cap reached; closing new connections"
+                );
             }
             drop(stream);
             continue;

@@ -4,12 +4,12 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use axum::{Extension, Json};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use super::{error::ApiError, AppState};
+use super::{AppState, error::ApiError};
 use crate::audit::CallInfo;
 use crate::auth::Client;
 use crate::config::Settings;
@@ -57,10 +57,8 @@ pub async fn invoke(
     require_json(&headers)?;
     // One snapshot for the whole call: a reload meanwhile does not mix two versions.
     let content = state.content.current();
-    let service = content
-        .service(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?
-        .clone();
+    let service =
+        content.service(&id).ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?.clone();
     let span = tracing::info_span!("hook", hookInstance = tracing::field::Empty, service = %service.id);
     let client = client.map(|c| c.0);
     async move {
@@ -72,7 +70,13 @@ pub async fn invoke(
             evaluate::check_request(&service_for_read, &request)?;
             let target = fhir_target(&settings, client.as_ref(), &request)?;
             let limit = settings.fetch_limits.max_call_resources;
-            let pending = evaluate::prepare(&content_for_read, &service_for_read, &request, target.as_ref().map(|t| &t.base), limit);
+            let pending = evaluate::prepare(
+                &content_for_read,
+                &service_for_read,
+                &request,
+                target.as_ref().map(|t| &t.base),
+                limit,
+            );
             let call = CallInfo {
                 service: service_for_read.id.clone(),
                 hook: request.hook.clone(),
@@ -87,7 +91,14 @@ pub async fn invoke(
             (Some(target), false) => {
                 tracing::info!(queries = pending.fetches.len(), "fetching data the client did not prefetch");
                 let fetches = pending.fetches.clone();
-                fhir::fetch_all(&state.http, &target.base, target.token.as_deref(), fetches, &state.settings.fetch_limits).await
+                fhir::fetch_all(
+                    &state.http,
+                    &target.base,
+                    target.token.as_deref(),
+                    fetches,
+                    &state.settings.fetch_limits,
+                )
+                .await
             }
             _ => Vec::new(),
         };
@@ -139,7 +150,9 @@ pub(super) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match media_type.as_deref() {
         Some("application/json") => Ok(()),
         Some(other) if other.starts_with("application/") && other.ends_with("+json") => Ok(()),
-        _ => Err(ApiError::UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)".into())),
+        _ => {
+            Err(ApiError::UnsupportedMediaType("the request body must be JSON (Content-Type: application/json)".into()))
+        }
     }
 }
 
@@ -152,7 +165,11 @@ pub struct FhirTarget {
 /// Whether and how missing data may be fetched. A client may only send us to the FHIR servers it
 /// is bound to (no server-side request forgery), compared as parsed URLs: checked before any
 /// network call. Without a token a server is queried only if configuration lists it as open.
-fn fhir_target(settings: &Settings, client: Option<&Client>, request: &HookRequest<'_>) -> Result<Option<FhirTarget>, ApiError> {
+fn fhir_target(
+    settings: &Settings,
+    client: Option<&Client>,
+    request: &HookRequest<'_>,
+) -> Result<Option<FhirTarget>, ApiError> {
     let Some(fhir_server) = request.fhir_server.as_deref() else { return Ok(None) };
     // http is parsed here and refused by the binding below: configured servers are https unless
     // configuration allows http, so an http `fhirServer` matches none of them (403).
@@ -186,12 +203,8 @@ fn fhir_target(settings: &Settings, client: Option<&Client>, request: &HookReque
 /// One line per call, whatever the record held: unreadable resources are counted here, not
 /// logged one by one (a hostile server could otherwise flood the log).
 fn log_outcome(outcome: &Outcome, log_patient_ids: bool, started: Instant) {
-    let card_types: Vec<&str> = outcome
-        .response
-        .cards
-        .iter()
-        .filter_map(|card| card.source.topic.as_ref().map(|t| t.code.as_str()))
-        .collect();
+    let card_types: Vec<&str> =
+        outcome.response.cards.iter().filter_map(|card| card.source.topic.as_ref().map(|t| t.code.as_str())).collect();
     let patient = if log_patient_ids { loggable(&outcome.record.patient_id) } else { "<not logged>".to_owned() };
     tracing::info!(
         patient,

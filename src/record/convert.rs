@@ -3,12 +3,14 @@
 //! warns that their details may be incomplete.
 
 use fhir_sdk::r4b::codes;
-use fhir_sdk::r4b::types::{Age, CodeableConcept, Coding, Duration as FhirDuration, Period, Quantity as FhirQuantity, Reference};
+use fhir_sdk::r4b::types::{
+    Age, CodeableConcept, Coding, Duration as FhirDuration, Period, Quantity as FhirQuantity, Reference,
+};
 use serde::Deserialize;
 use time::{Date, Month};
 
-use super::model::*;
 use super::ResourceKind;
+use super::model::*;
 
 pub(super) enum Converted {
     Patient(Patient),
@@ -226,10 +228,7 @@ fn referenced_medication(
         };
     }
     // `Medication/123`, `Medication/123/_history/2` or an absolute URL ending so.
-    let key = reference
-        .split("/_history/")
-        .next()
-        .and_then(|r| r.rfind("Medication/").map(|at| r[at..].to_owned()));
+    let key = reference.split("/_history/").next().and_then(|r| r.rfind("Medication/").map(|at| r[at..].to_owned()));
     (fallback(), key)
 }
 
@@ -390,7 +389,8 @@ pub(super) fn read(kind: ResourceKind, json: &str, patient_id: &str) -> Result<R
                 .as_ref()
                 .map(fhir_date_time)
                 .or_else(|| condition.onset_period.as_ref().and_then(|p| p.start.as_ref()).map(fhir_date_time));
-            let onset_age = condition.onset_age.as_ref().and_then(|age| age.value).filter(|v| v.is_finite() && *v >= 0.0);
+            let onset_age =
+                condition.onset_age.as_ref().and_then(|age| age.value).filter(|v| v.is_finite() && *v >= 0.0);
             let abatement = condition.abatement_date_time.as_ref().map(fhir_date_time).or_else(|| {
                 let period = condition.abatement_period.as_ref()?;
                 period.end.as_ref().or(period.start.as_ref()).map(fhir_date_time)
@@ -584,15 +584,7 @@ fn reference_of(resource_type: &str, id: Option<&str>) -> String {
 
 fn concept(value: Option<&CodeableConcept>) -> Concept {
     let Some(value) = value else { return Concept::default() };
-    Concept {
-        codes: value
-            .coding
-            .iter()
-            .flatten()
-            .map(code_of)
-            .collect(),
-        text: value.text.clone(),
-    }
+    Concept { codes: value.coding.iter().flatten().map(code_of).collect(), text: value.text.clone() }
 }
 
 fn first_code(value: Option<&CodeableConcept>) -> Option<String> {
@@ -713,7 +705,12 @@ pub(super) fn read_draft_orders(
 ) -> Vec<(Option<DraftOrder>, Option<DraftError>)> {
     let bundle: DraftBundle = match serde_json::from_str(json) {
         Ok(bundle) => bundle,
-        Err(error) => return vec![(None, Some((None, None, format!("draftOrders is not a Bundle ({})", describe_json_error(&error)))))],
+        Err(error) => {
+            return vec![(
+                None,
+                Some((None, None, format!("draftOrders is not a Bundle ({})", describe_json_error(&error)))),
+            )];
+        }
     };
     bundle
         .entry
@@ -725,7 +722,12 @@ pub(super) fn read_draft_orders(
             };
             let view: DraftView = match serde_json::from_value(raw.clone()) {
                 Ok(view) => view,
-                Err(error) => return (None, Some((None, None, format!("draft order entry {index}: {}", describe_json_error(&error))))),
+                Err(error) => {
+                    return (
+                        None,
+                        Some((None, None, format!("draft order entry {index}: {}", describe_json_error(&error)))),
+                    );
+                }
             };
             let Some(resource_type) = view.resource_type else {
                 return (None, Some((None, view.id, format!("draft order entry {index} has no resourceType"))));
@@ -734,14 +736,17 @@ pub(super) fn read_draft_orders(
                 Some(id) => format!("{resource_type}/{id}"),
                 None => format!("{resource_type} (draft order {index}, no id)"),
             };
-            let selected = selections.is_some_and(|s| s.iter().any(|sel| *sel == reference));
-            let (code, medication_reference) = match (view.code.or(view.medication_codeable_concept), view.medication_reference) {
-                (Some(code), _) => (Concept::from(code), None),
-                (None, Some(reference)) => {
-                    referenced_medication(reference.reference.as_deref(), reference.display.as_deref(), view.contained)
-                }
-                (None, None) => (Concept::default(), None),
-            };
+            let selected = selections.is_some_and(|s| s.contains(&reference));
+            let (code, medication_reference) =
+                match (view.code.or(view.medication_codeable_concept), view.medication_reference) {
+                    (Some(code), _) => (Concept::from(code), None),
+                    (None, Some(reference)) => referenced_medication(
+                        reference.reference.as_deref(),
+                        reference.display.as_deref(),
+                        view.contained,
+                    ),
+                    (None, None) => (Concept::default(), None),
+                };
             let order = DraftOrder {
                 medication_reference,
                 resource_type,

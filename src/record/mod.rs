@@ -239,10 +239,9 @@ impl RecordBuilder {
             // A resource that could not be read may have held a red flag: the data is incomplete.
             KeyState::Loaded if unreadable > 0 => {
                 self.report(key, "loaded-with-errors", Some(format!("{unreadable} resource(s) could not be read")));
-                self.record.availability.insert(
-                    kind,
-                    Availability::Incomplete(format!("{unreadable} resource(s) could not be read")),
-                );
+                self.record
+                    .availability
+                    .insert(kind, Availability::Incomplete(format!("{unreadable} resource(s) could not be read")));
             }
             KeyState::Loaded => {
                 self.report(key, "loaded", None);

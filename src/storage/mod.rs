@@ -193,7 +193,13 @@ impl MigrationSource<'static> for Embedded {
             Ok(MIGRATIONS
                 .iter()
                 .map(|(version, description, sql)| {
-                    Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
                 })
                 .collect())
         })
@@ -261,7 +267,8 @@ impl Store {
     /// in the connection's statement cache: their text varies with the batch size, and a cache
     /// of large one-off INSERTs only holds memory.
     pub async fn write_cards(&self, cards: &[IssuedCard]) -> Result<(), StorageError> {
-        let offers: Vec<(&IssuedCard, &Offer)> = cards.iter().flat_map(|card| card.offers.iter().map(move |offer| (card, offer))).collect();
+        let offers: Vec<(&IssuedCard, &Offer)> =
+            cards.iter().flat_map(|card| card.offers.iter().map(move |offer| (card, offer))).collect();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for chunk in cards.chunks(ROWS_PER_STATEMENT) {
@@ -474,7 +481,13 @@ impl Store {
             on_pool!(self, pool => sqlx::query_as(&sql).bind(from).bind(to).fetch_all(pool).await)?;
         Ok(rows
             .into_iter()
-            .map(|(card_type, shown, accepted, overridden, no_response)| CardCounts { card_type, shown, accepted, overridden, no_response })
+            .map(|(card_type, shown, accepted, overridden, no_response)| CardCounts {
+                card_type,
+                shown,
+                accepted,
+                overridden,
+                no_response,
+            })
             .collect())
     }
 
@@ -506,7 +519,8 @@ impl Store {
                   AND o.offer_key = f.override_system || '|' || f.override_code \
              GROUP BY c.card_type, f.override_system, f.override_code ORDER BY c.card_type, n DESC, f.override_code"
         );
-        let rows: Vec<(String, Option<String>, Option<String>, Option<String>, i64)> =
+        type ReasonRow = (String, Option<String>, Option<String>, Option<String>, i64);
+        let rows: Vec<ReasonRow> =
             on_pool!(self, pool => sqlx::query_as(&sql).bind(from).bind(to).fetch_all(pool).await)?;
         Ok(rows
             .into_iter()

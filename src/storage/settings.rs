@@ -106,9 +106,11 @@ impl StorageSettings {
                 (Some(path), _) => path.clone(),
                 (None, Some(file)) => PathBuf::from(format!("{file}.id-key")),
                 (None, None) => {
-                    return Err("with PostgreSQL, set --audit-id-key-file (the key for hashing patient and user ids in the \
+                    return Err(
+                        "with PostgreSQL, set --audit-id-key-file (the key for hashing patient and user ids in the \
                                 audit trail) or --audit-plain-ids"
-                        .into());
+                            .into(),
+                    );
                 }
             };
             IdForm::Keyed(read_or_create_key(&path, args.audit_id_key_file.is_none())?.into())
@@ -174,8 +176,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("settings.toml");
         let database = format!("sqlite://{}", dir.join("x.db").display());
-        std::fs::write(&file, format!("database-url = \"{database}\"\nno-audit-trail = true\nretention-days = 30\naudit-plain-ids = true\n"))
-            .unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "database-url = \"{database}\"\nno-audit-trail = true\nretention-days = 30\naudit-plain-ids = true\n"
+            ),
+        )
+        .unwrap();
         let cli = Cli::load_from(["lbp-cds", "serve", "--config", file.to_str().unwrap()].map(OsString::from)).unwrap();
         let Command::Serve(args) = cli.command else { panic!("serve") };
         let settings = super::StorageSettings::from_args(&args.storage).unwrap();
@@ -188,7 +195,9 @@ mod tests {
 
     #[test]
     fn postgres_needs_a_key_or_plain_ids() {
-        let cli = Cli::load_from(["lbp-cds", "serve", "--database-url", "postgres://u@localhost/db"].map(OsString::from)).unwrap();
+        let cli =
+            Cli::load_from(["lbp-cds", "serve", "--database-url", "postgres://u@localhost/db"].map(OsString::from))
+                .unwrap();
         let Command::Serve(args) = cli.command else { panic!("serve") };
         let error = super::StorageSettings::from_args(&args.storage).unwrap_err();
         assert!(error.contains("--audit-id-key-file"), "{error}");

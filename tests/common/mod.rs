@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use lbp_cds::config::Settings;
-use lbp_cds::content::{Content, CARD_TYPES};
-use serde_json::{json, Value};
-use time::macros::date;
+use lbp_cds::content::{CARD_TYPES, Content};
+use serde_json::{Value, json};
 use time::Date;
+use time::macros::date;
 
 /// The clinical date of every fixture and scenario.
 pub const TODAY: Date = date!(2026 - 03 - 02);
@@ -47,12 +47,13 @@ impl TestApp {
         settings: impl FnOnce(SocketAddr) -> Settings,
         storage: Option<lbp_cds::storage::StorageSettings>,
     ) -> TestApp {
-        let content = Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"))
-            .expect("content loads");
+        let content =
+            Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards")).expect("content loads");
         let listener = lbp_cds::startup::bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
         let address = listener.local_addr().expect("address");
         // The same start-up path as `lbp-cds serve`: policy, state, records, connection loop.
-        let mut application = lbp_cds::startup::Application::build(listener, content, settings(address)).expect("starts");
+        let mut application =
+            lbp_cds::startup::Application::build(listener, content, settings(address)).expect("starts");
         if let Some(storage) = storage {
             application = application.with_records(storage).await.expect("database opens");
         }
@@ -282,7 +283,10 @@ pub fn assert_consistent(response: &Value) {
             .flatten()
             .flat_map(|s| s["actions"].as_array().into_iter().flatten())
             .any(|a| a["type"] == "create");
-        assert!(!refers || has("pt-referral"), "imaging card suggests a referral that pt-referral withholds: {types:?}");
+        assert!(
+            !refers || has("pt-referral"),
+            "imaging card suggests a referral that pt-referral withholds: {types:?}"
+        );
     }
 }
 

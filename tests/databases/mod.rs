@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use lbp_cds::storage::settings::IdForm;
 use lbp_cds::storage::StorageSettings;
+use lbp_cds::storage::settings::IdForm;
 
 /// The id key of every test (HMAC-SHA256 of patient and user ids).
 pub const KEY: &[u8] = b"a test key for the audit trail's keyed hashes of ids";
@@ -34,9 +34,9 @@ impl Db {
             return None;
         };
         use sqlx::Connection;
-        let mut connection = sqlx::PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("the test PostgreSQL cluster at LBP_CDS_TEST_POSTGRES_URL is not reachable: {e}"));
+        let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("the test PostgreSQL cluster at LBP_CDS_TEST_POSTGRES_URL is not reachable: {e}")
+        });
         let name = format!("lbp_cds_test_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut connection).await.expect("test database created");
         connection.close().await.ok();
