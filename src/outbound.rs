@@ -103,13 +103,15 @@ pub fn parse_strict(raw: &str, allow_http: bool) -> Result<Url, UrlError> {
     if raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
         return Err(UrlError::Characters);
     }
-    let lower = raw.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"].iter().any(|encoded| lower.contains(encoded)) {
-        return Err(UrlError::DotSegments);
-    }
     let path_and_rest = raw.split_once("://").map(|(_, rest)| rest).unwrap_or(raw);
     let path = path_and_rest.find('/').map(|at| &path_and_rest[at..]).unwrap_or("");
     let path = path.split(['?', '#']).next().unwrap_or("");
+    // Encoded dots and slashes matter in the path (a parser may decode them into `..`); in the
+    // query they are ordinary (FHIR `next` links carry `code=http%3A%2F%2Floinc.org%7C...`).
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%00"].iter().any(|encoded| lower.contains(encoded)) {
+        return Err(UrlError::DotSegments);
+    }
     if path.split('/').any(|segment| segment == "." || segment == "..") {
         return Err(UrlError::DotSegments);
     }
@@ -177,6 +179,8 @@ mod tests {
         }
         assert!(prefix.admit("http://h.example/jwks/keys.json", true).is_ok());
         assert!(prefix.admit("http://H.EXAMPLE:80/jwks/a/b?x=1", true).is_ok());
+        // Encoded characters in a query are a FHIR server's ordinary `next` link.
+        assert!(prefix.admit("http://h.example/jwks/x?code=http%3A%2F%2Floinc.org%7C8310-5&_page=2", true).is_ok());
         assert!(prefix.admit("http://h.example/jwks", true).is_ok());
     }
 

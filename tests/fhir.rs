@@ -179,7 +179,8 @@ async fn app_for(base: &str, limits: FetchLimits) -> TestApp {
     TestApp::spawn_with(Settings {
         fixed_today: Some(TODAY),
         fhir_servers: vec![lbp_cds::outbound::UrlScope::parse(base, true, false).expect("FHIR base")],
-        fetch_limits: limits,
+        // The test servers are plain http on loopback (authentication is off here).
+        fetch_limits: FetchLimits { allow_http: true, ..limits },
         ..Settings::default()
     })
     .await
