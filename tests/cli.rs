@@ -74,19 +74,6 @@ fn tempdir() -> std::path::PathBuf {
     dir
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn without_issuers_the_service_refuses_a_non_loopback_address() {
     let output = binary().args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();

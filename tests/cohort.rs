@@ -3,6 +3,10 @@
 //! holds an active back-pain-looking Condition has a recognised low back pain episode, and no
 //! back-pain-looking code is left unmatched.
 
+mod common;
+
+use common::copy_dir;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -137,17 +141,4 @@ fn ndjson_and_a_simulated_order_give_the_same_patients() {
     assert_eq!(report["patientsWithEpisode"], 3, "{report}");
     let advice = report["cards"].as_array().unwrap().iter().find(|c| c["type"] == "medication-advice");
     assert!(advice.is_some_and(|c| c["indicator"] == "warning" && c["patients"].as_u64() >= Some(1)), "{report}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }

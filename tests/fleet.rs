@@ -425,19 +425,6 @@ async fn a_sigterm_during_load_completes_every_accepted_call_and_exits_zero() {
     assert_eq!(replica.wait_exit(Duration::from_secs(10)), Some(0), "exit 0 after a graceful stop: {}", replica.log());
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
 /// Replaces a file in one step, as a ConfigMap update does (a reader never sees half a file).
 /// The temporary name starts with a dot: the content loader skips such names.
 fn replace_file(path: &Path, text: &str) {

@@ -3,6 +3,10 @@
 //! parameter, paging, Authorization), the rewritten expansion, the diff, and start-up accepting the
 //! result but refusing a stale or malformed expansion, naming the file and field.
 
+mod common;
+
+use common::copy_dir;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -100,19 +104,6 @@ fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lbp-cds-terminology-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 fn lbp_cds(args: &[&str]) -> Output {

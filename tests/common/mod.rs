@@ -696,3 +696,17 @@ pub fn nsaid_cautions(response: &Value) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// Copies a directory tree (a content directory or a cohort) into a test's own folder.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
