@@ -519,9 +519,9 @@ pub fn table(report: &Report) -> String {
 
 /// The report as CSV rows: `section,key,detail,patients,percent`.
 pub fn csv(report: &Report) -> String {
-    let field = |value: &str| {
-        if value.contains([',', '"', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value.to_owned() }
-    };
+    // Code texts come from EHR data: the analytics report's quoting, which also neutralises
+    // spreadsheet formulas.
+    let field = crate::analytics::csv;
     let pct =
         |n: usize| if report.patients == 0 { 0.0 } else { (n as f64 * 1000.0 / report.patients as f64).round() / 10.0 };
     let mut out = String::from("section,key,detail,patients,percent\n");

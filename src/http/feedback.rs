@@ -7,11 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
 
-use super::services::require_json;
+use super::services::{known_service, require_json};
 use super::{AppState, error::ApiError};
 use crate::auth::Client;
 use crate::feedback::{self, Receipt};
-use crate::telemetry::loggable;
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -22,8 +21,7 @@ pub async fn receive(
 ) -> Result<Json<Receipt>, ApiError> {
     require_json(&headers)?;
     let content = state.content.current();
-    let service =
-        content.service(&id).ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?;
+    let service = known_service(&content, &id)?;
     let records =
         state.records.as_ref().ok_or_else(|| ApiError::Unavailable("feedback storage is not configured".into()))?;
     let items = feedback::parse(&body, records.settings.feedback_max_items).map_err(ApiError::BadRequest)?;

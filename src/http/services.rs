@@ -57,8 +57,7 @@ pub async fn invoke(
     require_json(&headers)?;
     // One snapshot for the whole call: a reload meanwhile does not mix two versions.
     let content = state.content.current();
-    let service =
-        content.service(&id).ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(&id))))?.clone();
+    let service = known_service(&content, &id)?.clone();
     let span = tracing::info_span!("hook", hookInstance = tracing::field::Empty, service = %service.id);
     let client = client.map(|c| c.0);
     async move {
@@ -119,6 +118,14 @@ pub async fn invoke(
     }
     .instrument(span)
     .await
+}
+
+/// The service named in the path, or a 404 naming it (escaped: it reaches the log).
+pub(super) fn known_service<'a>(
+    content: &'a crate::content::Content,
+    id: &str,
+) -> Result<&'a crate::content::ServiceDefinition, ApiError> {
+    content.service(id).ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(id))))
 }
 
 /// Runs CPU-heavy work on the blocking pool, in the caller's span. A panic there becomes a 500
