@@ -45,7 +45,7 @@ async fn health_and_readiness() {
     let (status, ready) = app.get("/ready").await;
     assert_eq!(status, 200);
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["cardTypes"], lbp_cds::content::CARD_TYPES.len());
+    assert_eq!(ready["cardTypes"], lbp_cds::content::CardType::ALL.len());
 }
 
 #[tokio::test]

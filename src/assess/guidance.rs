@@ -6,7 +6,7 @@
 use time::Date;
 
 use super::{Evidence, OrderScope, criteria, days_between, episode::Episode, red_flags::RedFlag};
-use crate::content::{CautionTrigger, Content, DRUG_CLASSES};
+use crate::content::{CardType, CautionTrigger, Content, ValueSetId};
 use crate::record::{Answer, DraftOrder, PatientRecord, ResourceKind};
 
 /// A draft order a card is about.
@@ -96,8 +96,12 @@ impl DrugClass {
         }
     }
 
-    fn value_set(self) -> &'static str {
-        DRUG_CLASSES.iter().find(|(class, _)| *class == self.key()).map(|(_, set)| *set).unwrap_or_default()
+    fn value_set(self) -> ValueSetId {
+        match self {
+            DrugClass::Opioid => ValueSetId::Opioids,
+            DrugClass::Benzodiazepine => ValueSetId::Benzodiazepines,
+            DrugClass::MuscleRelaxant => ValueSetId::MuscleRelaxants,
+        }
     }
 }
 
@@ -130,15 +134,15 @@ pub enum Recommendation {
 }
 
 impl Recommendation {
-    pub fn card_type(&self) -> &'static str {
+    pub fn card_type(&self) -> CardType {
         match self {
-            Recommendation::PtReferral { .. } => "pt-referral",
-            Recommendation::StartBackScreening => "start-back-screening",
-            Recommendation::StratifiedCare(_) => "stratified-care",
-            Recommendation::ContinueTherapy { .. } => "continue-therapy",
-            Recommendation::ReassessProgress { .. } => "reassess-progress",
-            Recommendation::MedicationAdvice { .. } => "medication-advice",
-            Recommendation::PassiveModality { .. } => "passive-modality",
+            Recommendation::PtReferral { .. } => CardType::PtReferral,
+            Recommendation::StartBackScreening => CardType::StartBackScreening,
+            Recommendation::StratifiedCare(_) => CardType::StratifiedCare,
+            Recommendation::ContinueTherapy { .. } => CardType::ContinueTherapy,
+            Recommendation::ReassessProgress { .. } => CardType::ReassessProgress,
+            Recommendation::MedicationAdvice { .. } => CardType::MedicationAdvice,
+            Recommendation::PassiveModality { .. } => CardType::PassiveModality,
         }
     }
 }
@@ -311,7 +315,7 @@ fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution>
             CautionTrigger::WithDrugs(sets) => {
                 let mut evidence = Vec::new();
                 for set in sets {
-                    let set = content.value_set(set);
+                    let set = content.value_set(*set);
                     for (index, other) in record.draft_orders.iter().enumerate() {
                         if index == draft_index || other.resource_type != "MedicationRequest" {
                             continue;
@@ -399,10 +403,10 @@ fn order_ref(order: &DraftOrder, index: usize, matched_by: String) -> OrderRef {
 }
 
 fn passive_modality(content: &Content, order: &DraftOrder) -> Option<(String, String)> {
-    if let Some(m) = content.value_set("passive-modalities").match_concept(&order.code) {
+    if let Some(m) = content.value_set(ValueSetId::PassiveModalities).match_concept(&order.code) {
         return Some((m.concept.group.clone().unwrap_or_else(|| "passive modality".into()), m.concept.describe()));
     }
-    if let Some(m) = content.value_set("spinal-manipulation").match_concept(&order.code) {
+    if let Some(m) = content.value_set(ValueSetId::SpinalManipulation).match_concept(&order.code) {
         return Some(("manipulation".to_owned(), m.concept.describe()));
     }
     let text = order.code.label();
@@ -415,7 +419,7 @@ fn passive_modality(content: &Content, order: &DraftOrder) -> Option<(String, St
 }
 
 fn therapy(record: &PatientRecord, content: &Content, start: Date, notes: &mut Vec<String>) -> Therapy {
-    let set = content.value_set("pt-ot-services");
+    let set = content.value_set(ValueSetId::PtOtServices);
     let mut therapy = Therapy::default();
     for request in &record.service_requests {
         if matches!(request.status.as_str(), "revoked" | "entered-in-error") {
@@ -480,7 +484,7 @@ fn therapy(record: &PatientRecord, content: &Content, start: Date, notes: &mut V
 fn progress(record: &PatientRecord, content: &Content, start: Date, percent: f64) -> (bool, Vec<Evidence>) {
     let mut improved = false;
     let mut evidence = Vec::new();
-    for (set, label) in [("pain-scores", "pain score"), ("oswestry", "Oswestry score")] {
+    for (set, label) in [(ValueSetId::PainScores, "pain score"), (ValueSetId::Oswestry, "Oswestry score")] {
         let set = content.value_set(set);
         let mut values: Vec<(Date, f64, &str)> = record
             .observations
@@ -510,7 +514,7 @@ fn progress(record: &PatientRecord, content: &Content, start: Date, percent: f64
 /// The latest STarT Back result in the episode: a recorded risk level, total and distress
 /// scores, or the nine items (Observations, panel components or QuestionnaireResponse answers).
 fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mut Vec<String>) -> Option<StartBack> {
-    let set = content.value_set("start-back");
+    let set = content.value_set(ValueSetId::StartBack);
     let group_of = |concept: &crate::record::Concept| set.match_concept(concept).and_then(|m| m.concept.group.clone());
     // Everything recorded per date: (group -> answer, evidence).
     type Recorded = (Vec<(String, Answer)>, Vec<Evidence>);

@@ -3,7 +3,7 @@
 use time::Date;
 
 use super::{Evidence, criteria, days_between};
-use crate::content::{Content, RedFlagCategory};
+use crate::content::{Content, RedFlagCategory, ValueSetId};
 use crate::record::{MedicationRequest, Observation, PatientRecord, Quantity};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ pub(crate) fn kilograms(quantity: &Quantity) -> Option<f64> {
 fn dated_observations<'a>(
     record: &'a PatientRecord,
     content: &'a Content,
-    value_set: &'a str,
+    value_set: ValueSetId,
 ) -> impl Iterator<Item = &'a Observation> {
     let set = content.value_set(value_set);
     record
@@ -136,7 +136,7 @@ fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec
     let thresholds = &content.rules.thresholds;
     let window = i64::from(thresholds.fever_lookback_days);
     let mut evidence = Vec::new();
-    for observation in dated_observations(record, content, "body-temperature") {
+    for observation in dated_observations(record, content, ValueSetId::BodyTemperature) {
         let Some(date) = observation.effective else { continue };
         let age_days = days_between(date, today);
         if !(0..=window).contains(&age_days) {
@@ -173,7 +173,7 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
     let thresholds = &content.rules.thresholds;
     let window = i64::from(thresholds.weight_loss_window_days);
     let mut weights: Vec<(Date, f64, &Observation)> = Vec::new();
-    for observation in dated_observations(record, content, "body-weight") {
+    for observation in dated_observations(record, content, ValueSetId::BodyWeight) {
         let (Some(date), Some(quantity)) = (observation.effective, observation.quantity()) else { continue };
         if !(0..=window).contains(&days_between(date, today)) {
             continue;
@@ -241,7 +241,8 @@ fn is_local(medication: &MedicationRequest, content: &Content) -> bool {
 }
 
 fn is_corticosteroid(medication: &MedicationRequest, content: &Content) -> bool {
-    criteria::medication_match(content, content.value_set("systemic-corticosteroids"), &medication.medication).is_some()
+    criteria::medication_match(content, content.value_set(ValueSetId::SystemicCorticosteroids), &medication.medication)
+        .is_some()
 }
 
 fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> Option<RedFlag> {
