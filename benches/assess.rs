@@ -48,6 +48,8 @@ fn benches(c: &mut Criterion) {
                     patient_id: "synthetic-1",
                     mirror_system_actions: false,
                     start_back_app_url: None,
+                    detail: Default::default(),
+                    public_url: None,
                 };
                 let assessment = assess::assess(black_box(record), &content, today, ctx.scope());
                 render(&assessment, record, &content, &ctx)

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use time::Date;
 
-use crate::content::{Content, ContentError};
+use crate::content::{CardDetail, Content, ContentError};
 use crate::evaluate::Options;
 use crate::outbound::UrlScope;
 
@@ -33,6 +33,7 @@ pub mod defaults {
     pub const FHIR_MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
     pub const FHIR_MAX_CALL_BYTES: usize = 32 * 1024 * 1024;
     pub const MAX_CALL_RESOURCES: usize = crate::record::DEFAULT_RESOURCE_LIMIT;
+    pub const CARD_DETAIL: &str = "brief";
 }
 
 #[derive(Debug, Parser)]
@@ -276,6 +277,8 @@ pub struct ServeArgs {
     /// links to it (`type: smart`).
     #[arg(long, env = "LBP_CDS_START_BACK_APP_URL", value_parser = parse_absolute_url)]
     pub start_back_app_url: Option<String>,
+    #[command(flatten)]
+    pub cards: CardArgs,
     /// Authentication configuration (TOML: trusted issuers, keys, FHIR servers). Without it,
     /// authentication is off and the service only listens on loopback.
     #[arg(long, env = "LBP_CDS_AUTH_CONFIG")]
@@ -313,6 +316,25 @@ pub struct ServeArgs {
     /// Database, audit trail and retention.
     #[command(flatten)]
     pub storage: crate::storage::StorageArgs,
+}
+
+/// How cards are written (`serve` and `evaluate`).
+#[derive(Debug, Clone, Args)]
+pub struct CardArgs {
+    /// What a card's `detail` holds: `brief` (the finding and the action in at most three short
+    /// bullets, then what was found in the record in plain words; the guideline behind the
+    /// card's links) or `full` (the long form: guideline text, FHIR references, rule ids).
+    #[arg(long, env = "LBP_CDS_CARD_DETAIL", default_value = defaults::CARD_DETAIL, value_parser = parse_card_detail)]
+    pub card_detail: CardDetail,
+    /// The service's public base URL, as users reach it (behind a proxy, the proxy's URL): brief
+    /// cards link to `{public-url}/console/card-types/{card-type}`. Default: `public_base_url` of
+    /// the authentication configuration; with neither, cards carry no console link.
+    #[arg(long, env = "LBP_CDS_PUBLIC_URL", value_parser = parse_absolute_url)]
+    pub public_url: Option<String>,
+}
+
+fn parse_card_detail(value: &str) -> Result<CardDetail, String> {
+    value.parse()
 }
 
 #[derive(Debug, Clone, Args)]
@@ -354,6 +376,8 @@ pub struct EvaluateArgs {
     pub clock: ClockArgs,
     #[arg(long, env = "LBP_CDS_PAMA_EXTENSION_MIRROR", default_value_t = false)]
     pub pama_extension_mirror: bool,
+    #[command(flatten)]
+    pub cards: CardArgs,
 }
 
 fn parse_absolute_url(value: &str) -> Result<String, String> {
@@ -380,6 +404,10 @@ pub struct Settings {
     pub log_patient_ids: bool,
     pub pama_extension_mirror: bool,
     pub start_back_app_url: Option<String>,
+    /// Brief (default) or full card `detail`.
+    pub card_detail: CardDetail,
+    /// Public base URL for the cards' console links; `None`: no console link.
+    pub public_url: Option<String>,
     /// `None`: authentication is off.
     pub auth: Option<std::sync::Arc<crate::auth::Authenticator>>,
     /// Serve without authentication on a non-loopback address (never in production).
@@ -411,6 +439,8 @@ impl Default for Settings {
             log_patient_ids: false,
             pama_extension_mirror: false,
             start_back_app_url: None,
+            card_detail: CardDetail::Brief,
+            public_url: None,
             auth: None,
             insecure_no_auth: false,
             fhir_servers: Vec::new(),
@@ -437,7 +467,13 @@ impl Settings {
     ) -> Settings {
         // http FHIR servers only where authentication is off (local use) or its configuration allows them.
         let allow_http = auth.as_ref().is_none_or(|auth| auth.config().allow_insecure_http);
+        let public_url =
+            args.cards.public_url.clone().or_else(|| {
+                auth.as_ref().map(|auth| auth.config().public_base_url.clone()).filter(|url| !url.is_empty())
+            });
         Settings {
+            card_detail: args.cards.card_detail,
+            public_url,
             auth,
             insecure_no_auth: args.insecure_no_auth,
             fhir_servers: args.fhir_servers.clone(),
@@ -477,6 +513,8 @@ impl Settings {
         Options {
             mirror_system_actions: self.pama_extension_mirror,
             start_back_app_url: self.start_back_app_url.clone(),
+            card_detail: self.card_detail,
+            public_url: self.public_url.clone(),
         }
     }
 }

@@ -17,6 +17,10 @@ pub struct Options {
     pub mirror_system_actions: bool,
     /// SMART launch URL of a STarT Back app, linked from the screening card.
     pub start_back_app_url: Option<String>,
+    /// Brief (default) or full card `detail`.
+    pub card_detail: crate::content::CardDetail,
+    /// Public base URL for the cards' console links.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +199,8 @@ pub fn respond(
         patient_id: &call.patient_id,
         mirror_system_actions: options.mirror_system_actions,
         start_back_app_url: options.start_back_app_url.clone(),
+        detail: options.card_detail,
+        public_url: options.public_url.clone(),
     };
     let assessment = assess::assess(&record, content, today, ctx.scope());
     let response = cards::render(&assessment, &record, content, &ctx);

@@ -54,7 +54,12 @@ fn main() -> ExitCode {
                 return fail("no service for this request: pass --service ID or a request with a known `hook`");
             };
             let today = args.clock.clinical_date();
-            let options = Options { mirror_system_actions: args.pama_extension_mirror, start_back_app_url: None };
+            let options = Options {
+                mirror_system_actions: args.pama_extension_mirror,
+                start_back_app_url: None,
+                card_detail: args.cards.card_detail,
+                public_url: args.cards.public_url.clone(),
+            };
             match evaluate::evaluate_body(&content, service, &body, today, &options) {
                 Ok(outcome) if args.json => {
                     println!("{}", serde_json::to_string_pretty(&outcome.response).unwrap_or_default());

@@ -10,7 +10,7 @@ use std::path::Path;
 use common::*;
 use lbp_cds::cohort::{self, SimulatedOrder};
 use lbp_cds::content::Content;
-use lbp_cds::evaluate::{Options, evaluate_body};
+use lbp_cds::evaluate::evaluate_body;
 use serde_json::Value;
 use time::macros::date;
 
@@ -32,9 +32,8 @@ fn no_card_advises_an_nsaid_to_a_cohort_patient_with_a_caution() {
         for patient in &patients {
             let body = cohort::request_for(patient, order);
             let service = content.services.iter().find(|s| Some(s.hook.as_str()) == body["hook"].as_str()).unwrap();
-            let outcome =
-                evaluate_body(&content, service, &serde_json::to_vec(&body).unwrap(), today, &Options::default())
-                    .unwrap_or_else(|e| panic!("{}: {e}", patient.id));
+            let outcome = evaluate_body(&content, service, &serde_json::to_vec(&body).unwrap(), today, &full_options())
+                .unwrap_or_else(|e| panic!("{}: {e}", patient.id));
             let response: Value = serde_json::to_value(&outcome.response).unwrap();
             assert_valid_response(&response);
             let cautions = nsaid_cautions(&response);

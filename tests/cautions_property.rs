@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use lbp_cds::content::Content;
-use lbp_cds::evaluate::{Options, evaluate_body};
+use lbp_cds::evaluate::evaluate_body;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -181,7 +181,7 @@ proptest! {
         let scenario = patient.scenario();
         let service = content().services.iter().find(|s| s.hook.as_str() == scenario.hook).unwrap();
         let bytes = serde_json::to_vec(&scenario.body()).unwrap();
-        let outcome = evaluate_body(content(), service, &bytes, TODAY, &Options::default()).expect("answered");
+        let outcome = evaluate_body(content(), service, &bytes, TODAY, &full_options()).expect("answered");
         let response: Value = serde_json::to_value(&outcome.response).unwrap();
         assert_valid_response(&response);
         let cautions = nsaid_cautions(&response);

@@ -42,7 +42,7 @@ fn variant_of(content: &Content, card_type: &str, card: &Value) -> Option<String
         .variants
         .iter()
         .find(|(_, variant)| {
-            let prefix = variant.advice.literal_prefix().trim();
+            let prefix = variant.advice_full.literal_prefix().trim();
             !prefix.is_empty() && detail.contains(prefix)
         })
         .map(|(key, _)| key.clone())

@@ -2,17 +2,21 @@
 //! continuing therapy, reassessment) and safety advice on medication and modality orders.
 
 use super::actions::Target;
+use super::brief::{Facts, Provenance};
 use super::text::{duration_sentence, duration_short, evidence_markdown, shorten, uppercase_first};
-use super::{CardValues, RenderContext, SUMMARY_LIMIT, build_card, card_uuid, factors, variant_advice};
-use crate::assess::{Assessment, Caution, OrderRef, Recommendation, Stage};
+use super::{CardValues, Notes, RenderContext, SUMMARY_LIMIT, build_card, card_uuid, factors, variant_advice};
+use crate::assess::{Assessment, Caution, Evidence, OrderRef, Recommendation, Stage};
 use crate::content::registry::GuidanceValues;
-use crate::content::{Content, VariantTemplate};
+use crate::content::{CardDetail, Content, VariantTemplate};
 use crate::hooks::{Card, Link, response::LinkType};
+use crate::record::PatientRecord;
 
 /// What the recommendation adds to the card's values: its evidence, short finding, risk, order.
 struct Specific<'a> {
     variant: Option<&'static str>,
     evidence: String,
+    /// The evidence, for the brief form's `{facts}`.
+    facts: Vec<&'a Evidence>,
     finding_summary: String,
     risk: String,
     risk_data: String,
@@ -26,6 +30,7 @@ fn specific<'a>(recommendation: &'a Recommendation, assessment: &Assessment, con
     let mut out = Specific {
         variant: None,
         evidence: String::new(),
+        facts: Vec::new(),
         finding_summary: String::new(),
         risk: String::new(),
         risk_data: String::new(),
@@ -35,6 +40,7 @@ fn specific<'a>(recommendation: &'a Recommendation, assessment: &Assessment, con
     match recommendation {
         Recommendation::PtReferral { evidence } => {
             out.evidence = evidence_markdown(evidence);
+            out.facts.extend(evidence);
             out.finding_summary = plain(&texts.pt_referral_found);
         }
         Recommendation::StartBackScreening => out.finding_summary = plain(&texts.start_back_found),
@@ -49,13 +55,16 @@ fn specific<'a>(recommendation: &'a Recommendation, assessment: &Assessment, con
             let date = result.date.map(|d| format!(", recorded {d}")).unwrap_or_default();
             out.risk_data = format!("{}{date}", result.source);
             out.evidence = evidence_markdown(&result.evidence);
+            out.facts.extend(&result.evidence);
             out.variant = Some(risk);
         }
         Recommendation::ContinueTherapy { session } => {
             out.evidence = evidence_markdown(session);
+            out.facts.extend(session);
             out.finding_summary = plain(&texts.continue_therapy_found);
         }
         Recommendation::ReassessProgress { stage, measures, care } => {
+            out.facts.extend(measures.iter().chain(care));
             out.evidence = if measures.is_empty() {
                 format!("- {}\n{}", plain(&texts.no_scores), evidence_markdown(care))
             } else {
@@ -92,18 +101,29 @@ fn specific<'a>(recommendation: &'a Recommendation, assessment: &Assessment, con
 pub(super) fn card(
     recommendation: &Recommendation,
     assessment: &Assessment,
+    record: &PatientRecord,
     content: &Content,
     ctx: &RenderContext<'_>,
-    notes: &str,
-) -> Card {
+    notes: &Notes,
+) -> (Card, Provenance) {
     let card_type = recommendation.card_type();
     let template = content.card(card_type);
     let specific = specific(recommendation, assessment, content);
     let order = specific.order;
+    let mut provenance = Provenance::default();
+    provenance.rule(card_type.key());
+    let mut facts = Facts::default();
+    if let Some(order) = order {
+        facts.order(&order.label, &order.reference);
+    }
+    facts.extend(specific.facts.iter().copied());
     let mut values = GuidanceValues {
         duration: duration_sentence(assessment, content),
         duration_short: duration_short(assessment, content),
-        data_notes: notes.to_owned(),
+        data_notes: notes.full.clone(),
+        data_note: notes.brief.clone(),
+        facts: String::new(),
+        order_name: order.map(|o| o.label.clone()).unwrap_or_default(),
         evidence: specific.evidence,
         finding_summary: specific.finding_summary,
         order: order
@@ -125,23 +145,30 @@ pub(super) fn card(
         .first()
         .and_then(|(_, text)| text.summary.as_ref())
         .map(|summary| shorten(&uppercase_first(summary.render(|name| values.value(name)).trim()), SUMMARY_LIMIT));
+    for (caution, _) in &applied {
+        provenance.rule(caution.id.as_str());
+        facts.extend(&caution.evidence);
+    }
+    facts.episode(assessment);
+    values.facts = facts.render(record, content, &mut provenance);
     values.cautions = applied
         .iter()
         .map(|(caution, text)| {
+            let advice = text.advice_in(ctx.detail).render(|name| values.value(name));
+            if ctx.detail == CardDetail::Brief {
+                // What the caution found is in `{facts}`; its guideline is behind the links.
+                return advice.trim().to_owned();
+            }
             let source = content.texts.caution_source.render(|name| match name {
                 "guideline" => Some(caution.guideline.as_str()),
                 "rule" => Some(caution.id.as_str()),
                 _ => None,
             });
-            format!(
-                "{}\n\n{source}\n{}",
-                text.advice.render(|name| values.value(name)).trim(),
-                evidence_markdown(&caution.evidence)
-            )
+            format!("{}\n\n{source}\n{}", advice.trim(), evidence_markdown(&caution.evidence))
         })
         .collect::<Vec<_>>()
         .join("\n\n");
-    values.advice = variant_advice(template, specific.variant, &values);
+    values.advice = variant_advice(template, specific.variant, &values, ctx.detail);
 
     let subject = order.map(|o| o.reference.as_str()).unwrap_or("");
     let uuid = card_uuid(ctx, card_type, subject);
@@ -151,7 +178,7 @@ pub(super) fn card(
         content,
         referral_allowed: true,
     };
-    let mut card = build_card(template, &values, uuid, specific.variant, &target);
+    let mut card = build_card(template, &values, uuid, specific.variant, &target, ctx);
     if let Some(summary) = caution_summary {
         card.summary = summary;
     }
@@ -169,5 +196,5 @@ pub(super) fn card(
             },
         );
     }
-    card
+    (card, provenance)
 }

@@ -1,12 +1,14 @@
 //! The card on a lumbar imaging order: not indicated, indicated by red flags, or conditional.
 
 use super::actions::Target;
+use super::brief::{Facts, Provenance};
 use super::text::{duration_sentence, duration_short, evidence_markdown, findings_markdown, shorten};
-use super::{RenderContext, build_card, card_uuid, factors, variant_advice};
+use super::{Notes, RenderContext, build_card, card_uuid, factors, variant_advice};
 use crate::assess::{Assessment, ConditionalReason, ImagingAssessment, ImagingVerdict, RedFlag};
 use crate::content::registry::ImagingValues;
 use crate::content::{AcrRating, CardType, Content};
 use crate::hooks::Card;
+use crate::record::PatientRecord;
 
 /// The variant key of a conditional verdict (`imaging-conditional` variants).
 pub(super) fn conditional_variant(reason: &ConditionalReason) -> &'static str {
@@ -23,21 +25,28 @@ pub(super) fn conditional_variant(reason: &ConditionalReason) -> &'static str {
 pub(super) fn card(
     imaging: &ImagingAssessment,
     assessment: &Assessment,
+    record: &PatientRecord,
     content: &Content,
     ctx: &RenderContext<'_>,
-    notes: &str,
-) -> Card {
+    notes: &Notes,
+) -> (Card, Provenance) {
     let thresholds = &content.rules.thresholds;
+    let mut provenance = Provenance::default();
     let (card_type, acr_variant, rating, variant) = match &imaging.verdict {
         ImagingVerdict::NotIndicated { variant } => {
+            provenance.rule(CardType::ImagingNotIndicated.key());
+            provenance.rule(format!("acr-variant:{variant}"));
             (CardType::ImagingNotIndicated, variant.clone(), AcrRating::UsuallyNotAppropriate.label().to_owned(), None)
         }
         ImagingVerdict::Indicated { variants, rating, .. } => {
             let variant = if rating.is_appropriate() { "preferred" } else { "other-modality" };
+            provenance.rule(CardType::ImagingIndicated.key());
+            variants.iter().for_each(|v| provenance.rule(format!("acr-variant:{v}")));
             (CardType::ImagingIndicated, variants.join("; "), rating.label().to_owned(), Some(variant))
         }
         ImagingVerdict::Conditional(reason) => {
             let variant = conditional_variant(reason);
+            provenance.rule(CardType::ImagingConditional.key());
             let acr = content.texts.acr_variant.get(variant).map(|t| t.render(|_| None)).unwrap_or_default();
             (CardType::ImagingConditional, acr, content.texts.not_rated.render(|_| None), Some(variant))
         }
@@ -52,6 +61,19 @@ pub(super) fn card(
     let finding_summary =
         shorten(&assessment.red_flag_categories().iter().map(|c| c.label()).collect::<Vec<_>>().join(", "), 50);
     let order = &imaging.order;
+    let mut facts = Facts::default();
+    facts.order(&order.label, &order.reference);
+    for flag in &red_flags {
+        provenance.rule(flag.rule.as_str());
+        facts.extend(&flag.evidence);
+    }
+    if let ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(care)) = &imaging.verdict {
+        facts.extend(care);
+    }
+    if let Some(pregnancy) = &assessment.factors.pregnancy {
+        facts.extend(&pregnancy.evidence);
+    }
+    facts.episode(assessment);
     let mut values = ImagingValues {
         modality: order.modality.label().to_owned(),
         order: format!("{} (`{}`, recognised by {})", order.label, order.reference, order.matched_by),
@@ -63,7 +85,10 @@ pub(super) fn card(
         acr_variant,
         rating,
         history,
-        data_notes: notes.to_owned(),
+        data_notes: notes.full.clone(),
+        data_note: notes.brief.clone(),
+        facts: facts.render(record, content, &mut provenance),
+        order_name: order.label.clone(),
         advice: String::new(),
         medicines: factors::medicines(&assessment.factors, content),
         first_line: factors::first_line(&assessment.factors, content),
@@ -74,7 +99,7 @@ pub(super) fn card(
         },
     };
     let template = content.card(card_type);
-    values.advice = variant_advice(template, variant, &values);
+    values.advice = variant_advice(template, variant, &values, ctx.detail);
     let uuid = card_uuid(ctx, card_type, &order.reference);
     let target = Target {
         order: order.has_id.then_some(order.reference.as_str()),
@@ -84,5 +109,5 @@ pub(super) fn card(
         // therapy already on record or being ordered).
         referral_allowed: assessment.referral_offered(),
     };
-    build_card(template, &values, uuid, variant, &target)
+    (build_card(template, &values, uuid, variant, &target, ctx), provenance)
 }

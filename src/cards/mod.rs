@@ -5,6 +5,7 @@
 //! `actions` builds suggestions and system actions; `text` holds the Markdown helpers.
 
 mod actions;
+mod brief;
 mod factors;
 mod guidance;
 mod imaging;
@@ -19,7 +20,7 @@ pub use text::shorten;
 
 use crate::assess::{Assessment, Episode, OrderScope, RedFlag};
 use crate::content::registry::Placeholders;
-use crate::content::{CardTemplate, CardType, Content};
+use crate::content::{CardDetail, CardTemplate, CardType, Content};
 use crate::hooks::{Card, CdsResponse, Coding, Hook, Link, Source, response::LinkType};
 use crate::record::PatientRecord;
 
@@ -41,6 +42,11 @@ pub struct RenderContext<'a> {
     pub mirror_system_actions: bool,
     /// A SMART app that administers the STarT Back tool, linked from `start-back-screening`.
     pub start_back_app_url: Option<String>,
+    /// Brief (the default) or full `detail`.
+    pub detail: CardDetail,
+    /// The service's public base URL: brief cards link to `{base}/console/card-types/{type}`.
+    /// Without it there is no console link (card links must be absolute).
+    pub public_url: Option<String>,
 }
 
 impl RenderContext<'_> {
@@ -61,7 +67,10 @@ pub fn render(
 ) -> CdsResponse {
     let mut cards = Vec::new();
     let mut system_actions = Vec::new();
-    let notes = text::data_notes(&assessment.data_notes, content);
+    let notes = Notes {
+        full: text::data_notes(&assessment.data_notes, content),
+        brief: brief::data_note(assessment, record, content),
+    };
 
     // Red flags show on patient-view for an episode of low back pain, and on the order hooks
     // beside a lumbar imaging order (not on every unrelated order).
@@ -74,17 +83,17 @@ pub fn render(
         let shown = assessment.shown_red_flags();
         for category in assessment.red_flag_categories() {
             let flags: Vec<&RedFlag> = shown.iter().copied().filter(|f| f.category == category).collect();
-            cards.push(red_flags::card(category.card_type(), &flags, assessment, content, ctx, &notes));
+            cards.push(red_flags::card(category.card_type(), &flags, assessment, record, content, ctx, &notes));
         }
         // Past red flags are information on patient-view (a line in the imaging card on orders).
         if ctx.hook == Hook::PatientView && !assessment.past_red_flags.is_empty() {
             let past: Vec<&RedFlag> = assessment.past_red_flags.iter().collect();
-            cards.push(red_flags::card(CardType::PastRedFlags, &past, assessment, content, ctx, &notes));
+            cards.push(red_flags::card(CardType::PastRedFlags, &past, assessment, record, content, ctx, &notes));
         }
     }
     if assessment.adult_rules_apply() {
         for imaging in &assessment.imaging {
-            cards.push(imaging::card(imaging, assessment, content, ctx, &notes));
+            cards.push(imaging::card(imaging, assessment, record, content, ctx, &notes));
             if let Some(rating) = imaging.pama
                 && let Some(action) = actions::pama_action(imaging, rating, record, content, ctx)
             {
@@ -94,14 +103,26 @@ pub fn render(
     }
     if assessment.adult_rules_apply() {
         for recommendation in &assessment.recommendations {
-            cards.push(guidance::card(recommendation, assessment, content, ctx, &notes));
+            cards.push(guidance::card(recommendation, assessment, record, content, ctx, &notes));
         }
     }
     // Most urgent first, as clients display them.
-    cards.sort_by_key(|card| std::cmp::Reverse(card.indicator));
+    cards.sort_by_key(|(card, _)| std::cmp::Reverse(card.indicator));
 
     let mut extension = serde_json::Map::new();
     let mut report = data_report(record, assessment);
+    // The brief text names no rule ids or FHIR references: each card's are kept here.
+    if ctx.detail == CardDetail::Brief && !cards.is_empty() {
+        let provenance: serde_json::Map<String, Value> = cards
+            .iter()
+            .map(|(card, provenance)| {
+                let card_type = card.source.topic.as_ref().map(|t| t.code.as_str()).unwrap_or_default();
+                (card.uuid.clone(), provenance.to_json(card_type))
+            })
+            .collect();
+        report.insert("cards".to_owned(), Value::Object(provenance));
+    }
+    let cards: Vec<Card> = cards.into_iter().map(|(card, _)| card).collect();
     // Which content produced these cards: a reload changes it, and feedback and audits cite it.
     report.insert("contentVersion".to_owned(), Value::String(content.version.clone()));
     extension.insert(EXTENSION_KEY.to_owned(), Value::Object(report));
@@ -164,6 +185,12 @@ pub fn episode_report(episode: &Episode) -> Value {
     Value::Object(report)
 }
 
+/// The data notes in both forms: the full list, and the brief form's one line.
+struct Notes {
+    full: String,
+    brief: String,
+}
+
 fn card_uuid(ctx: &RenderContext<'_>, card_type: impl std::fmt::Display, subject: &str) -> Uuid {
     Uuid::new_v5(&UUID_NAMESPACE, format!("{}|{card_type}|{subject}", ctx.hook_instance).as_bytes())
 }
@@ -180,10 +207,15 @@ impl<T: Placeholders> CardValues for T {
 }
 
 /// The chosen variant's advice, rendered with the card's other values (`{advice}`).
-fn variant_advice(template: &CardTemplate, variant: Option<&str>, values: &dyn CardValues) -> String {
+fn variant_advice(
+    template: &CardTemplate,
+    variant: Option<&str>,
+    values: &dyn CardValues,
+    detail: CardDetail,
+) -> String {
     variant
         .and_then(|key| template.variants.get(key))
-        .map(|variant| variant.advice.render(|name| values.value(name)))
+        .map(|variant| variant.advice_in(detail).render(|name| values.value(name)))
         .unwrap_or_default()
 }
 
@@ -194,12 +226,13 @@ fn build_card(
     uuid: Uuid,
     variant: Option<&str>,
     target: &actions::Target<'_>,
+    ctx: &RenderContext<'_>,
 ) -> Card {
     let variant = variant.and_then(|key| template.variants.get(key));
     let lookup = |name: &str| values.value(name);
     let summary_template = variant.and_then(|v| v.summary.as_ref()).unwrap_or(&template.summary);
     let summary = shorten(summary_template.render(lookup).trim(), SUMMARY_LIMIT);
-    let detail = text::tidy_markdown(&template.detail.render(lookup));
+    let detail = text::tidy_markdown(&template.detail_in(ctx.detail).render(lookup));
     let suggestions = actions::suggestions(template, values, uuid, target);
     Card {
         uuid: uuid.to_string(),
@@ -226,17 +259,37 @@ fn build_card(
                 display: Some(reason.display.clone()),
             })
             .collect(),
-        links: template
-            .links
-            .iter()
-            .map(|link| Link {
-                label: link.label.clone(),
-                url: link.url.clone(),
-                link_type: LinkType::Absolute,
-                app_context: None,
-            })
-            .collect(),
+        links: links(template, target.content, ctx),
     }
+}
+
+/// The card's links: in the long form the card file's; in the brief form the guideline (the
+/// source, else the first link) and the console's page for the card type, which hold what the
+/// brief text leaves out.
+fn links(template: &CardTemplate, content: &Content, ctx: &RenderContext<'_>) -> Vec<Link> {
+    let absolute = |label: &str, url: &str| Link {
+        label: label.to_owned(),
+        url: url.to_owned(),
+        link_type: LinkType::Absolute,
+        app_context: None,
+    };
+    if ctx.detail == CardDetail::Full {
+        return template.links.iter().map(|link| absolute(&link.label, &link.url)).collect();
+    }
+    let mut links = Vec::new();
+    match (&template.source.url, template.links.first()) {
+        (Some(url), _) => links.push(absolute(&template.source.label, url)),
+        (None, Some(link)) => links.push(absolute(&link.label, &link.url)),
+        (None, None) => {}
+    }
+    if let Some(base) = &ctx.public_url {
+        let topic = template.source.topic_display.as_str();
+        links.push(absolute(
+            &content.texts.brief.console_link.render(|name| (name == "topic").then_some(topic)),
+            &format!("{}/console/card-types/{}", base.trim_end_matches('/'), template.card_type.key()),
+        ));
+    }
+    links
 }
 
 #[cfg(test)]

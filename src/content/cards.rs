@@ -79,7 +79,11 @@ pub struct OverrideReason {
 struct WireVariant {
     #[serde(default)]
     summary: Option<String>,
+    /// The brief form (the default, `--card-detail brief`).
     advice: String,
+    /// The long form (`--card-detail full`); without it the brief form serves both.
+    #[serde(default)]
+    advice_full: Option<String>,
     #[serde(default)]
     indicator: Option<Indicator>,
 }
@@ -94,7 +98,11 @@ struct WireCard {
     cautions: BTreeMap<String, WireVariant>,
     indicator: Indicator,
     summary: String,
+    /// The brief form (the default, `--card-detail brief`).
     detail: String,
+    /// The long form (`--card-detail full`); without it `detail` serves both.
+    #[serde(default)]
+    detail_full: Option<String>,
     #[serde(default)]
     selection_behavior: Option<SelectionBehavior>,
     source: SourceText,
@@ -121,12 +129,46 @@ pub struct SuggestionTemplate {
     pub actions: Vec<ActionTemplate>,
 }
 
-/// A variant of a card: its own summary, advice text and (optionally) indicator.
+/// A variant of a card: its own summary, advice text (brief and full) and (optionally) indicator.
 #[derive(Debug, Clone)]
 pub struct VariantTemplate {
     pub summary: Option<Template>,
     pub advice: Template,
+    pub advice_full: Template,
     pub indicator: Option<Indicator>,
+}
+
+impl VariantTemplate {
+    /// The advice in the configured form.
+    pub fn advice_in(&self, detail: CardDetail) -> &Template {
+        match detail {
+            CardDetail::Brief => &self.advice,
+            CardDetail::Full => &self.advice_full,
+        }
+    }
+}
+
+/// How much a card's `detail` says (`--card-detail`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CardDetail {
+    /// The finding and the action in at most three short bullets, then what was found in the
+    /// record in plain words; the guideline explanation behind the card's links.
+    #[default]
+    Brief,
+    /// The long form: the guideline explanation, evidence with its FHIR references and rule ids.
+    Full,
+}
+
+impl std::str::FromStr for CardDetail {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<CardDetail, String> {
+        match value {
+            "brief" => Ok(CardDetail::Brief),
+            "full" => Ok(CardDetail::Full),
+            other => Err(format!("unknown card detail `{other}` (expected `brief` or `full`)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -137,12 +179,67 @@ pub struct CardTemplate {
     pub card_type: CardType,
     pub indicator: Indicator,
     pub summary: Template,
+    /// The brief form.
     pub detail: Template,
+    /// The long form (`detail_full`, else `detail`).
+    pub detail_full: Template,
     pub selection_behavior: Option<SelectionBehavior>,
     pub source: SourceText,
     pub links: Vec<LinkText>,
     pub suggestions: Vec<SuggestionTemplate>,
     pub override_reasons: Vec<OverrideReason>,
+}
+
+impl CardTemplate {
+    /// The detail in the configured form.
+    pub fn detail_in(&self, detail: CardDetail) -> &Template {
+        match detail {
+            CardDetail::Brief => &self.detail,
+            CardDetail::Full => &self.detail_full,
+        }
+    }
+}
+
+/// A brief text has no links and no URLs: the CDS Hooks sandbox opens a link in `detail` in the
+/// same tab, leaving the chart. Links go in `[[links]]` (and the long form may keep its own).
+fn check_brief(file: &str, field: &str, text: &str) -> Result<(), ContentError> {
+    if text.contains("](") || text.contains("http://") || text.contains("https://") {
+        return Err(ContentError::new(
+            file,
+            field,
+            "the brief form must not contain links or URLs (put them in [[links]] or in the long form)",
+        ));
+    }
+    Ok(())
+}
+
+/// A variant's or caution's texts: brief `advice` (checked for links when a long form is given)
+/// and `advice_full`.
+fn variant_template(
+    file: &str,
+    prefix: &str,
+    wire: &WireVariant,
+    allowed: &[&str],
+) -> Result<VariantTemplate, ContentError> {
+    let field = |name: &str| format!("{prefix}.{name}");
+    let advice = Template::parse(file, &field("advice"), &wire.advice, allowed)?;
+    let advice_full = match &wire.advice_full {
+        Some(text) => {
+            check_brief(file, &field("advice"), &wire.advice)?;
+            Template::parse(file, &field("advice_full"), text, allowed)?
+        }
+        None => advice.clone(),
+    };
+    Ok(VariantTemplate {
+        summary: wire
+            .summary
+            .as_deref()
+            .map(|text| Template::parse(file, &field("summary"), text, allowed))
+            .transpose()?,
+        advice,
+        advice_full,
+        indicator: wire.indicator,
+    })
 }
 
 pub(super) fn parse(
@@ -168,43 +265,32 @@ pub(super) fn parse(
                 format!("is not a variant of this card type (expected: {})", required_variants.join(", ")),
             ));
         }
-        let field = |name: &str| format!("variants.{key}.{name}");
-        variants.insert(
-            key.clone(),
-            VariantTemplate {
-                summary: variant
-                    .summary
-                    .as_deref()
-                    .map(|text| Template::parse(file, &field("summary"), text, allowed))
-                    .transpose()?,
-                advice: Template::parse(file, &field("advice"), &variant.advice, allowed)?,
-                indicator: variant.indicator,
-            },
-        );
+        variants.insert(key.clone(), variant_template(file, &format!("variants.{key}"), variant, allowed)?);
     }
     let mut cautions = BTreeMap::new();
     for (key, caution) in &wire.cautions {
-        let field = |name: &str| format!("cautions.{key}.{name}");
-        cautions.insert(
-            key.clone(),
-            VariantTemplate {
-                summary: caution
-                    .summary
-                    .as_deref()
-                    .map(|text| Template::parse(file, &field("summary"), text, allowed))
-                    .transpose()?,
-                advice: Template::parse(file, &field("advice"), &caution.advice, allowed)?,
-                indicator: caution.indicator,
-            },
-        );
+        cautions.insert(key.clone(), variant_template(file, &format!("cautions.{key}"), caution, allowed)?);
     }
     let summary = Template::parse(file, "summary", &wire.summary, allowed)?;
     let detail = Template::parse(file, "detail", &wire.detail, allowed)?;
+    let detail_full = match &wire.detail_full {
+        Some(text) => {
+            check_brief(file, "detail", &wire.detail)?;
+            Template::parse(file, "detail_full", text, allowed)?
+        }
+        None => detail.clone(),
+    };
     if wire.summary.trim().is_empty() {
         return Err(ContentError::new(file, "summary", "must not be empty"));
     }
-    if wire.detail.contains('<') && wire.detail.contains('>') && wire.detail.contains("</") {
-        return Err(ContentError::new(file, "detail", "must be Markdown without raw HTML"));
+    for (field, text) in [("detail", Some(&wire.detail)), ("detail_full", wire.detail_full.as_ref())] {
+        if let Some(text) = text
+            && text.contains('<')
+            && text.contains('>')
+            && text.contains("</")
+        {
+            return Err(ContentError::new(file, field, "must be Markdown without raw HTML"));
+        }
     }
     if wire.source.label.trim().is_empty() {
         return Err(ContentError::new(file, "source.label", "must not be empty"));
@@ -285,6 +371,7 @@ pub(super) fn parse(
         indicator: wire.indicator,
         summary,
         detail,
+        detail_full,
         selection_behavior: wire.selection_behavior,
         source: wire.source,
         links: wire.links,

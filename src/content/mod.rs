@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use cards::{
-    ActionKind, ActionTemplate, CardTemplate, LinkText, OverrideReason, Referral, SourceText, SuggestionTemplate,
-    VariantTemplate,
+    ActionKind, ActionTemplate, CardDetail, CardTemplate, LinkText, OverrideReason, Referral, SourceText,
+    SuggestionTemplate, VariantTemplate,
 };
 pub use medications::{Brand, DrugMap, FoundIngredient, Product, RXNORM};
 pub use registry::{CardType, DRUG_CLASSES, Family, ValueSetId};

@@ -149,20 +149,23 @@ macro_rules! placeholders {
 }
 
 placeholders! {
-    /// Red-flag cards and `past-red-flags`.
-    pub struct RedFlagValues { finding_summary, findings, duration, data_notes }
+    /// Red-flag cards and `past-red-flags`. Every family also has `facts` (what was found in the
+    /// record, in plain words with dates, for the brief form) and `data_note` (one line on what
+    /// could not be read; empty when everything could).
+    pub struct RedFlagValues { finding_summary, findings, duration, data_notes, facts, data_note }
 
     /// Imaging cards. `advice` is the chosen variant's advice, rendered with the other values.
     pub struct ImagingValues {
         modality, order, duration, duration_short, threshold_weeks, red_flags, finding_summary, acr_variant,
-        rating, data_notes, advice, medicines, first_line, pregnancy, prior_care, history,
+        rating, data_notes, advice, medicines, first_line, pregnancy, prior_care, history, facts, data_note,
+        order_name,
     }
 
     /// Guidance cards. `advice` is the chosen variant's advice; `cautions` the texts of the
     /// cautions that apply, most severe first.
     pub struct GuidanceValues {
         duration, duration_short, data_notes, evidence, finding_summary, order, risk, risk_data, advice,
-        medicines, first_line, cautions,
+        medicines, first_line, cautions, facts, data_note, order_name,
     }
 }
 

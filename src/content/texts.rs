@@ -38,6 +38,28 @@ pub struct Texts {
     pub stratified_care_found: Template,
     /// By `imaging-conditional` variant.
     pub acr_variant: BTreeMap<String, Template>,
+    /// The brief form's sentences (`[brief]`).
+    pub brief: Brief,
+}
+
+/// The brief form's sentences: the plain-language evidence lines, the data note, the link to
+/// the console.
+#[derive(Debug, Clone)]
+pub struct Brief {
+    pub facts_heading: Template,
+    pub more: Template,
+    pub condition: Template,
+    pub condition_resolved: Template,
+    pub procedure: Template,
+    pub referral: Template,
+    pub medication: Template,
+    pub questionnaire: Template,
+    pub order: Template,
+    pub data_note: Template,
+    pub unread: Template,
+    pub partial: Template,
+    pub missing: Template,
+    pub console_link: Template,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +71,26 @@ struct WireTexts {
     notes: WireNotes,
     finding_summary: WireFound,
     acr_variant: BTreeMap<String, String>,
+    brief: WireBrief,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireBrief {
+    facts_heading: String,
+    more: String,
+    condition: String,
+    condition_resolved: String,
+    procedure: String,
+    referral: String,
+    medication: String,
+    questionnaire: String,
+    order: String,
+    data_note: String,
+    unread: String,
+    partial: String,
+    missing: String,
+    console_link: String,
 }
 
 #[derive(Deserialize)]
@@ -147,5 +189,27 @@ pub(super) fn parse(text: &str) -> Result<Texts, ContentError> {
         reassess_found: t("finding_summary.reassess", &f.reassess, &["duration_short"])?,
         stratified_care_found: t("finding_summary.stratified-care", &f.stratified_care, &["risk"])?,
         acr_variant,
+        brief: brief(&wire.brief)?,
+    })
+}
+
+fn brief(b: &WireBrief) -> Result<Brief, ContentError> {
+    let t = |field: &str, text: &str, allowed: &[&str]| Template::parse(FILE, &format!("brief.{field}"), text, allowed);
+    let dated = &["name", "date"];
+    Ok(Brief {
+        facts_heading: t("facts_heading", &b.facts_heading, &[])?,
+        more: t("more", &b.more, &["n"])?,
+        condition: t("condition", &b.condition, dated)?,
+        condition_resolved: t("condition_resolved", &b.condition_resolved, dated)?,
+        procedure: t("procedure", &b.procedure, dated)?,
+        referral: t("referral", &b.referral, dated)?,
+        medication: t("medication", &b.medication, dated)?,
+        questionnaire: t("questionnaire", &b.questionnaire, &["date"])?,
+        order: t("order", &b.order, &["name"])?,
+        data_note: t("data_note", &b.data_note, &["what"])?,
+        unread: t("unread", &b.unread, &["n", "kind"])?,
+        partial: t("partial", &b.partial, &["kind"])?,
+        missing: t("missing", &b.missing, &["kind"])?,
+        console_link: t("console_link", &b.console_link, &["topic"])?,
     })
 }

@@ -24,8 +24,10 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// With the long card texts (`--card-detail full`): the decision tables check their wording
+    /// (evidence references, rule ids). `tests/brief.rs` checks the brief form, the default.
     pub async fn spawn() -> TestApp {
-        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), ..Settings::default() }).await
+        TestApp::spawn_with(Settings { fixed_today: Some(TODAY), ..full_text() }).await
     }
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
@@ -150,6 +152,16 @@ impl Drop for TestApp {
 }
 
 /// Card type codes (`source.topic.code`) of a response, sorted.
+/// Default settings with the long card texts (`--card-detail full`).
+pub fn full_text() -> Settings {
+    Settings { card_detail: lbp_cds::content::CardDetail::Full, ..Settings::default() }
+}
+
+/// Options for `evaluate_body` with the long card texts.
+pub fn full_options() -> lbp_cds::evaluate::Options {
+    lbp_cds::evaluate::Options { card_detail: lbp_cds::content::CardDetail::Full, ..Default::default() }
+}
+
 pub fn card_types(response: &Value) -> Vec<String> {
     let mut types: Vec<String> = response["cards"]
         .as_array()
