@@ -564,4 +564,30 @@ mod tests {
         assert!(error.to_string().contains("request-timeout-ms"), "the bad setting is named: {error}");
         let _ = std::fs::remove_file(&file);
     }
+
+    /// `card-detail` defaults to brief; the settings file or a flag sets it; a wrong value is
+    /// refused, naming the values it takes. `public-url` must be absolute.
+    #[test]
+    fn card_detail_and_public_url_are_settings() {
+        let parse = |extra: &[&str]| {
+            let mut all = vec!["lbp-cds", "serve"];
+            all.extend(extra);
+            Cli::load_from(all.into_iter().map(OsString::from))
+        };
+        let default = serve_args(parse(&[]).unwrap());
+        assert_eq!(default.cards.card_detail, CardDetail::Brief);
+        assert_eq!(default.cards.public_url, None);
+        let file = std::env::temp_dir().join(format!("lbp-cds-cards-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&file, "card-detail = \"full\"\npublic-url = \"https://cds.example.org\"\n").unwrap();
+        let from_file = serve_args(parse(&["--config", file.to_str().unwrap()]).unwrap());
+        assert_eq!(from_file.cards.card_detail, CardDetail::Full);
+        assert_eq!(from_file.cards.public_url.as_deref(), Some("https://cds.example.org"));
+        let settings = Settings::from_args(&from_file, None, None);
+        assert_eq!(settings.options().card_detail, CardDetail::Full);
+        assert_eq!(settings.options().public_url.as_deref(), Some("https://cds.example.org"));
+        let _ = std::fs::remove_file(&file);
+        let error = parse(&["--card-detail", "short"]).unwrap_err();
+        assert!(error.to_string().contains("expected `brief` or `full`"), "{error}");
+        assert!(parse(&["--public-url", "/console"]).is_err(), "a relative public URL is refused");
+    }
 }

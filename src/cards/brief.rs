@@ -32,8 +32,14 @@ impl Provenance {
         }
     }
 
+    /// `{cardType, rules, references}`; a card that cites no resource has no `references` (the
+    /// specification's rule against empty arrays, kept in our own extension too).
     pub fn to_json(&self, card_type: &str) -> Value {
-        json!({"cardType": card_type, "rules": self.rules, "references": self.references})
+        let mut out = json!({"cardType": card_type, "rules": self.rules});
+        if !self.references.is_empty() {
+            out["references"] = json!(self.references);
+        }
+        out
     }
 }
 
