@@ -195,8 +195,8 @@ async fn evidence_is_named_and_dated_and_data_notes_take_one_line() {
 
     let response = post("broken-resources", "lbp-order-select").await;
     let detail = card(&response, "imaging-conditional")["detail"].as_str().unwrap().to_owned();
-    let notes: Vec<&str> = detail.lines().filter(|l| l.starts_with("*Some data")).collect();
-    assert_eq!(notes, ["*Some data could not be read:* conditions (2); observations (1)."], "{detail}");
+    let notes: Vec<&str> = detail.lines().filter(|l| l.starts_with("*Data incomplete")).collect();
+    assert_eq!(notes, ["*Data incomplete:* conditions: 2 unreadable; observations: 1 unreadable."], "{detail}");
     app.stop().await;
 }
 

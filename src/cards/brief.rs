@@ -8,7 +8,7 @@ use time::Date;
 
 use super::text::uppercase_first;
 use crate::assess::{Assessment, Evidence};
-use crate::content::{Content, Template};
+use crate::content::{CardTemplate, Content, Template};
 use crate::record::{Availability, PatientRecord, ResourceKind};
 
 /// Lines of `{facts}` shown; past it, one line says how many more.
@@ -58,6 +58,16 @@ impl<'a> Facts<'a> {
 
     pub fn extend(&mut self, evidence: impl IntoIterator<Item = &'a Evidence>) {
         self.evidence.extend(evidence);
+    }
+
+    /// What makes an NSAID a caution for this patient, where the card's texts say what comes first
+    /// (`{first_line}`: "nonpharmacologic care (NSAID caution)").
+    pub fn nsaid_cautions(&mut self, assessment: &'a Assessment, template: &CardTemplate, variant: Option<&str>) {
+        let variant = variant.and_then(|key| template.variants.get(key));
+        let named = template.detail.uses("first_line") || variant.is_some_and(|v| v.advice.uses("first_line"));
+        if named {
+            self.evidence.extend(assessment.factors.cautions.iter().flat_map(|c| &c.evidence));
+        }
     }
 
     /// The episode's diagnoses, which date the symptoms.

@@ -2,8 +2,8 @@
 //! tried): `{medicines}`, `{first_line}` and `{pregnancy}`, from `cards/patient-factors.toml`.
 
 use crate::assess::{Evidence, PatientFactors, Unchecked};
-use crate::content::Content;
 use crate::content::factors::CautionLevel;
+use crate::content::{CardDetail, Content};
 
 /// Short, for summaries: what comes first for this patient.
 pub(super) fn first_line(factors: &PatientFactors, content: &Content) -> String {
@@ -86,8 +86,11 @@ pub(super) fn medicines(factors: &PatientFactors, content: &Content) -> String {
 }
 
 /// Markdown for the imaging cards when a pregnancy is on record; empty otherwise.
-pub(super) fn pregnancy(factors: &PatientFactors, content: &Content) -> String {
+pub(super) fn pregnancy(factors: &PatientFactors, content: &Content, detail: CardDetail) -> String {
     let Some(pregnancy) = &factors.pregnancy else { return String::new() };
+    if detail == CardDetail::Brief {
+        return content.factors.text.pregnancy_imaging_brief.render(|_| None).trim().to_owned();
+    }
     let mut evidence: Vec<String> = pregnancy.evidence.iter().map(cited).collect();
     if let Some(weeks) = pregnancy.weeks {
         evidence.insert(0, format!("{weeks} weeks of gestation today"));

@@ -149,6 +149,7 @@ pub(super) fn card(
         provenance.rule(caution.id.as_str());
         facts.extend(&caution.evidence);
     }
+    facts.nsaid_cautions(assessment, template, specific.variant);
     facts.episode(assessment);
     values.facts = facts.render(record, content, &mut provenance);
     values.cautions = applied

@@ -73,6 +73,8 @@ pub(super) fn card(
     if let Some(pregnancy) = &assessment.factors.pregnancy {
         facts.extend(&pregnancy.evidence);
     }
+    let template = content.card(card_type);
+    facts.nsaid_cautions(assessment, template, variant);
     facts.episode(assessment);
     let mut values = ImagingValues {
         modality: order.modality.label().to_owned(),
@@ -92,13 +94,12 @@ pub(super) fn card(
         advice: String::new(),
         medicines: factors::medicines(&assessment.factors, content),
         first_line: factors::first_line(&assessment.factors, content),
-        pregnancy: factors::pregnancy(&assessment.factors, content),
+        pregnancy: factors::pregnancy(&assessment.factors, content, ctx.detail),
         prior_care: match &imaging.verdict {
             ImagingVerdict::Conditional(ConditionalReason::AfterPriorCare(care)) => evidence_markdown(care),
             _ => String::new(),
         },
     };
-    let template = content.card(card_type);
     values.advice = variant_advice(template, variant, &values, ctx.detail);
     let uuid = card_uuid(ctx, card_type, &order.reference);
     let target = Target {

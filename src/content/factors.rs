@@ -132,6 +132,7 @@ struct WireText {
     allergies_missing: String,
     age_unknown: String,
     pregnancy_imaging: String,
+    pregnancy_imaging_brief: String,
 }
 
 /// The card texts of this file, parsed as templates with their own placeholders.
@@ -156,6 +157,8 @@ pub struct FactorTexts {
     pub allergies_missing: String,
     pub age_unknown: String,
     pub pregnancy_imaging: Template,
+    /// `{pregnancy}` in the brief form: one line, no links (what was found is in `{facts}`).
+    pub pregnancy_imaging_brief: Template,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +247,7 @@ pub(super) fn parse(text: &str, value_sets: &ValueSets) -> Result<Factors, Conte
         tried: template("tried", &w.tried, &["tried"])?,
         unchecked: template("unchecked", &w.unchecked, &["unchecked"])?,
         pregnancy_imaging: template("pregnancy_imaging", &w.pregnancy_imaging, &["evidence"])?,
+        pregnancy_imaging_brief: template("pregnancy_imaging_brief", &w.pregnancy_imaging_brief, &[])?,
         first_line: w.first_line,
         first_line_with_caution: w.first_line_with_caution,
         instead_with_topical: w.instead_with_topical,

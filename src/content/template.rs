@@ -80,6 +80,11 @@ impl Template {
         out
     }
 
+    /// Whether the template names this placeholder.
+    pub fn uses(&self, name: &str) -> bool {
+        self.segments.iter().any(|segment| matches!(segment, Segment::Variable(n) if n == name))
+    }
+
     /// The literal text before the first placeholder (tests use it to tell variants apart).
     pub fn literal_prefix(&self) -> &str {
         match self.segments.first() {
