@@ -2,7 +2,10 @@
 //!
 //! `render` puts the answer together; one module per card family fills that family's
 //! placeholders (`red_flags`, `imaging`, `guidance`; `factors` for the patient-factor texts);
-//! `actions` builds suggestions and system actions; `text` holds the Markdown helpers.
+//! `actions` builds suggestions and system actions; `text` holds the Markdown helpers; `brief`
+//! the brief form's plain-language evidence, data note and per-card provenance. The brief form
+//! (default) renders each template's `detail` and links to the guideline and the console; the
+//! full form (`--card-detail full`) renders `detail_full` with the card file's links.
 
 mod actions;
 mod brief;
