@@ -288,3 +288,35 @@ fn start_up_refuses_links_in_the_brief_form_and_unknown_placeholders() {
     assert!(error.message.contains("order_name"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `evaluate` command takes the same setting: brief by default, `--card-detail full` the long
+/// form, and a wrong value is refused with the values it takes.
+#[test]
+fn evaluate_takes_the_card_detail_setting() {
+    let run = |extra: &[&str]| {
+        let fixture = root().join("requests").join("patient-view-cauda-equina.json");
+        let mut args = vec!["evaluate", "--json", "--today", "2026-03-02"];
+        args.extend(extra);
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+            .args(args)
+            .arg(fixture)
+            .env_remove("LBP_CDS_CARD_DETAIL")
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), output.stderr)
+    };
+    let detail = |json: &str| -> String {
+        let response: Value = serde_json::from_str(json).unwrap();
+        card(&response, "red-flag-cauda-equina")["detail"].as_str().unwrap().to_owned()
+    };
+    let (ok, brief, _) = run(&["--public-url", "https://cds.example.org"]);
+    assert!(ok);
+    assert!(!detail(&brief).contains("Condition/") && detail(&brief).contains("diagnosed 2026-02-27"), "{brief}");
+    assert!(brief.contains("https://cds.example.org/console/card-types/red-flag-cauda-equina"), "{brief}");
+    let (ok, full, _) = run(&["--card-detail", "full"]);
+    assert!(ok);
+    assert!(detail(&full).contains("`Condition/patient-view-cauda-equina-ces`"), "{full}");
+    let (ok, _, stderr) = run(&["--card-detail", "short"]);
+    assert!(!ok);
+    assert!(String::from_utf8_lossy(&stderr).contains("expected `brief` or `full`"));
+}

@@ -31,6 +31,8 @@ pub const CARD_TYPE_SYSTEM: &str = "urn:lbp-cds:card-type";
 /// The key of this service's member in a response's `extension`.
 pub const EXTENSION_KEY: &str = "lbp-cds";
 const SUMMARY_LIMIT: usize = 139;
+/// The console's page for a card type, under the public URL (`{base}{CONSOLE_CARD_TYPE}{type}`).
+const CONSOLE_CARD_TYPE: &str = "/console/card-types/";
 /// Card uuids are derived from the hook instance, so a repeated call (clients re-fire hooks)
 /// returns the same uuids and feedback matches either answer.
 const UUID_NAMESPACE: Uuid = Uuid::from_u128(0x6c62_702d_6364_7300_8000_0000_0000_0001);
@@ -289,7 +291,7 @@ fn links(template: &CardTemplate, content: &Content, ctx: &RenderContext<'_>) ->
         let topic = template.source.topic_display.as_str();
         links.push(absolute(
             &content.texts.brief.console_link.render(|name| (name == "topic").then_some(topic)),
-            &format!("{}/console/card-types/{}", base.trim_end_matches('/'), template.card_type.key()),
+            &format!("{}{CONSOLE_CARD_TYPE}{}", base.trim_end_matches('/'), template.card_type.key()),
         ));
     }
     links
