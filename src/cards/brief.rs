@@ -92,7 +92,7 @@ impl<'a> Facts<'a> {
             }
         };
         if let Some((label, reference)) = self.order {
-            cited(Some(uppercase_first(&texts.order.render(|name| (name == "name").then_some(label)))), reference);
+            cited(Some(capitalised(&texts.order.render(|name| (name == "name").then_some(label)))), reference);
         }
         for evidence in &self.evidence {
             cited(Some(plain(evidence, record, content)), &evidence.reference);
@@ -144,7 +144,16 @@ fn plain(evidence: &Evidence, record: &PatientRecord, content: &Content) -> Stri
         // with dates ("temperature 38.6 Cel (38.6 °C) on 2026-03-01").
         without_references(&evidence.description)
     };
-    uppercase_first(line.trim())
+    capitalised(line.trim())
+}
+
+/// "pain score 6" -> "Pain score 6"; "eGFR 24" stays.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(_), Some(second)) if second.is_uppercase() => text.to_owned(),
+        _ => uppercase_first(text),
+    }
 }
 
 fn dated(template: &Template, name: &str, date: Option<Date>) -> String {
@@ -237,6 +246,8 @@ mod tests {
         );
         assert_eq!(without_references("HIV/AIDS and mL/min stay"), "HIV/AIDS and mL/min stay");
         assert!(is_reference("Condition/patient-view-cauda-equina-ces"));
+        assert_eq!(capitalised("eGFR 24 on 2026-01-01"), "eGFR 24 on 2026-01-01");
+        assert_eq!(capitalised("pain score 6"), "Pain score 6");
         assert!(!is_reference("and/or"));
         assert!(!is_reference("1/2"));
     }
