@@ -286,6 +286,15 @@ fn start_up_refuses_links_in_the_brief_form_and_unknown_placeholders() {
     let error = Content::from_dir(&dir).unwrap_err();
     assert_eq!(error.field, "detail_full", "{error}");
     assert!(error.message.contains("order_name"), "{error}");
+    std::fs::write(&file, &original).unwrap();
+
+    let file = dir.join("imaging-indicated.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let variant_link = original.replacen("it suits these red flags.", "see https://acsearch.acr.org/.", 1);
+    assert_ne!(variant_link, original, "the brief advice reads as expected");
+    std::fs::write(&file, variant_link).unwrap();
+    let error = Content::from_dir(&dir).unwrap_err();
+    assert_eq!(error.field, "variants.preferred.advice", "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -213,21 +213,22 @@ fn check_brief(file: &str, field: &str, text: &str) -> Result<(), ContentError> 
     Ok(())
 }
 
-/// A variant's or caution's texts: brief `advice` (checked for links when a long form is given)
-/// and `advice_full`.
+/// A variant's or caution's texts: brief `advice` and `advice_full`. The brief advice is checked
+/// for links when the file has a long form (here or in `detail_full`).
 fn variant_template(
     file: &str,
     prefix: &str,
     wire: &WireVariant,
     allowed: &[&str],
+    card_has_long_form: bool,
 ) -> Result<VariantTemplate, ContentError> {
     let field = |name: &str| format!("{prefix}.{name}");
     let advice = Template::parse(file, &field("advice"), &wire.advice, allowed)?;
+    if card_has_long_form || wire.advice_full.is_some() {
+        check_brief(file, &field("advice"), &wire.advice)?;
+    }
     let advice_full = match &wire.advice_full {
-        Some(text) => {
-            check_brief(file, &field("advice"), &wire.advice)?;
-            Template::parse(file, &field("advice_full"), text, allowed)?
-        }
+        Some(text) => Template::parse(file, &field("advice_full"), text, allowed)?,
         None => advice.clone(),
     };
     Ok(VariantTemplate {
@@ -250,6 +251,7 @@ pub(super) fn parse(
 ) -> Result<CardTemplate, ContentError> {
     let wire: WireCard = parse_toml(file, text)?;
     let allowed = card_type.family().placeholders();
+    let long_form = wire.detail_full.is_some();
     let required_variants = card_type.variants();
     let mut variants = BTreeMap::new();
     for key in required_variants {
@@ -265,11 +267,11 @@ pub(super) fn parse(
                 format!("is not a variant of this card type (expected: {})", required_variants.join(", ")),
             ));
         }
-        variants.insert(key.clone(), variant_template(file, &format!("variants.{key}"), variant, allowed)?);
+        variants.insert(key.clone(), variant_template(file, &format!("variants.{key}"), variant, allowed, long_form)?);
     }
     let mut cautions = BTreeMap::new();
     for (key, caution) in &wire.cautions {
-        cautions.insert(key.clone(), variant_template(file, &format!("cautions.{key}"), caution, allowed)?);
+        cautions.insert(key.clone(), variant_template(file, &format!("cautions.{key}"), caution, allowed, long_form)?);
     }
     let summary = Template::parse(file, "summary", &wire.summary, allowed)?;
     let detail = Template::parse(file, "detail", &wire.detail, allowed)?;
