@@ -97,6 +97,7 @@ impl<'a> Facts<'a> {
         for evidence in &self.evidence {
             cited(Some(plain(evidence, record, content)), &evidence.reference);
         }
+        let lines = numbered_runs(lines);
         if lines.is_empty() {
             return String::new();
         }
@@ -154,6 +155,68 @@ fn capitalised(text: &str) -> String {
         (Some(_), Some(second)) if second.is_uppercase() => text.to_owned(),
         _ => uppercase_first(text),
     }
+}
+
+/// Consecutive lines that differ only in one numbered word, numbered one after the other, as
+/// one line: "STarT Back item1 on 2026-02-02" ... "item9 ..." -> "STarT Back item1-9 on 2026-02-02".
+fn numbered_runs(lines: Vec<String>) -> Vec<String> {
+    /// A line and the run it starts: the numbered word (index, prefix, first number) and the last.
+    struct Run {
+        first: String,
+        word: Option<(usize, String, u32)>,
+        last: u32,
+    }
+    impl Run {
+        fn line(self) -> String {
+            let Some((index, prefix, from)) = self.word else { return self.first };
+            let mut words: Vec<&str> = self.first.split(' ').collect();
+            let range = format!("{prefix}{from}-{}", self.last);
+            words[index] = &range;
+            words.join(" ")
+        }
+    }
+    let mut out = Vec::new();
+    let mut run: Option<Run> = None;
+    for line in lines {
+        if let Some(current) = &mut run
+            && let Some((index, prefix, a, b)) = numbered_difference(&current.first, &line)
+        {
+            let extends = match &current.word {
+                None => b == a + 1,
+                Some((i, p, from)) => *i == index && *p == prefix && *from == a && b == current.last + 1,
+            };
+            if extends {
+                current.word = Some((index, prefix, a));
+                current.last = b;
+                continue;
+            }
+        }
+        out.extend(run.take().map(Run::line));
+        run = Some(Run { first: line, word: None, last: 0 });
+    }
+    out.extend(run.map(Run::line));
+    out
+}
+
+/// The one word in which two lines differ, when it is a prefix and a number in both with the same
+/// prefix ("item1", "item2"): (word index, prefix, number in `a`, number in `b`).
+fn numbered_difference(a: &str, b: &str) -> Option<(usize, String, u32, u32)> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split(' ').collect(), b.split(' ').collect());
+    if a.len() != b.len() {
+        return None;
+    }
+    let mut differing = (0..a.len()).filter(|&i| a[i] != b[i]);
+    let index = differing.next()?;
+    if differing.next().is_some() {
+        return None;
+    }
+    let split = |word: &str| -> Option<(String, u32)> {
+        let prefix = word.trim_end_matches(|c: char| c.is_ascii_digit());
+        let number = word[prefix.len()..].parse().ok()?;
+        (!prefix.is_empty() && prefix.chars().all(char::is_alphabetic)).then(|| (prefix.to_owned(), number))
+    };
+    let ((prefix, first), (other, second)) = (split(a[index])?, split(b[index])?);
+    (prefix == other).then_some((index, prefix, first, second))
 }
 
 fn dated(template: &Template, name: &str, date: Option<Date>) -> String {
@@ -248,6 +311,27 @@ mod tests {
         assert!(is_reference("Condition/patient-view-cauda-equina-ces"));
         assert_eq!(capitalised("eGFR 24 on 2026-01-01"), "eGFR 24 on 2026-01-01");
         assert_eq!(capitalised("pain score 6"), "Pain score 6");
+    }
+
+    #[test]
+    fn numbered_items_of_one_day_take_one_line() {
+        let lines = |texts: &[&str]| texts.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+        let items: Vec<String> = (1..=9).map(|n| format!("STarT Back item{n} on 2026-02-02")).collect();
+        let mut all = items.clone();
+        all.push("Low back pain, diagnosed 2026-02-02".into());
+        assert_eq!(
+            numbered_runs(all),
+            lines(&["STarT Back item1-9 on 2026-02-02", "Low back pain, diagnosed 2026-02-02"])
+        );
+        // Not numbered one after the other, other days, or values rather than names: kept apart.
+        let apart = lines(&[
+            "STarT Back item1 on 2026-02-02",
+            "STarT Back item3 on 2026-02-02",
+            "Pain score 7 on 2026-03-01",
+            "Pain score 6 on 2026-03-01",
+            "Pain score 8 on 2026-02-02",
+        ]);
+        assert_eq!(numbered_runs(apart.clone()), apart);
         assert!(!is_reference("and/or"));
         assert!(!is_reference("1/2"));
     }
