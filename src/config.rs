@@ -33,6 +33,7 @@ pub mod defaults {
     pub const FHIR_MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
     pub const FHIR_MAX_CALL_BYTES: usize = 32 * 1024 * 1024;
     pub const MAX_CALL_RESOURCES: usize = crate::record::DEFAULT_RESOURCE_LIMIT;
+    pub const CONSOLE_SESSION_MINUTES: u64 = 480;
 }
 
 #[derive(Debug, Parser)]
@@ -57,6 +58,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the services over a folder of patient Bundles: the alert burden and coding gaps.
     Cohort(crate::cohort::CohortArgs),
+    /// Print a stored request with its dates moved to the clinical date (`| curl --data @-`).
+    Fixture(crate::console::FixtureArgs),
     /// Clinical content tools: refresh value set expansions from a terminology server.
     #[command(subcommand)]
     Content(crate::terminology::ContentCommand),
@@ -313,6 +316,9 @@ pub struct ServeArgs {
     /// Database, audit trail and retention.
     #[command(flatten)]
     pub storage: crate::storage::StorageArgs,
+    /// The console at `/console`.
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -399,6 +405,8 @@ pub struct Settings {
     pub content_poll_ms: u64,
     /// `None`: the replay and key-set caches are in process.
     pub shared_cache: Option<crate::shared_cache::SharedCache>,
+    /// The console at `/console` (its token is read by `startup`).
+    pub console: crate::console::ConsoleSettings,
 }
 
 impl Default for Settings {
@@ -423,6 +431,7 @@ impl Default for Settings {
             content_dir: None,
             content_poll_ms: defaults::CONTENT_POLL_MS,
             shared_cache: None,
+            console: crate::console::ConsoleSettings::defaults(),
             // Authentication off is for local use, where FHIR servers may be plain http.
             fetch_limits: crate::fhir::FetchLimits { allow_http: true, ..crate::fhir::FetchLimits::default() },
         }
@@ -449,6 +458,10 @@ impl Settings {
             content_dir: args.content.content.clone(),
             content_poll_ms: args.content_poll_ms,
             shared_cache,
+            console: crate::console::ConsoleSettings {
+                enabled: !args.console.no_console,
+                ..crate::console::ConsoleSettings::defaults()
+            },
             max_concurrent_requests: args.max_concurrent_requests.max(1),
             fetch_limits: crate::fhir::FetchLimits {
                 budget: std::time::Duration::from_millis(args.fhir_budget_ms),

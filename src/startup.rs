@@ -62,7 +62,8 @@ impl Application {
             }
             None => None,
         };
-        let settings = Settings::from_args(args, auth, shared_cache);
+        let mut settings = Settings::from_args(args, auth, shared_cache);
+        settings.console = crate::console::ConsoleSettings::from_args(&args.console).map_err(StartupError::Policy)?;
         let listener = bind(args.listen).await?;
         let application = Application::build(listener, content, settings)?;
         // After the policy check: a refused start creates no database or key file.
