@@ -20,8 +20,10 @@ use super::pages;
 use crate::http::AppState;
 
 pub const COOKIE: &str = "lbp_cds_console";
-/// Sessions held at most (the oldest unused go first).
-const MAX_SESSIONS: u64 = 10_000;
+/// Sessions before login held at most (the least used go first). Signed-in sessions have their
+/// own cache, so a flood of anonymous visits cannot push a signed-in user out.
+const MAX_ANONYMOUS_SESSIONS: u64 = 10_000;
+const MAX_SIGNED_IN_SESSIONS: u64 = 1_000;
 
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -40,34 +42,41 @@ pub enum Protection {
 }
 
 pub struct ConsoleState {
-    sessions: moka::sync::Cache<String, Session>,
+    anonymous: moka::sync::Cache<String, Session>,
+    signed_in: moka::sync::Cache<String, Session>,
     pub session_seconds: u64,
 }
 
 impl ConsoleState {
     pub fn new(session_minutes: u64) -> ConsoleState {
         let session_seconds = session_minutes.saturating_mul(60).max(60);
-        ConsoleState {
-            sessions: moka::sync::Cache::builder()
-                .max_capacity(MAX_SESSIONS)
+        let cache = |capacity| {
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
                 .time_to_idle(Duration::from_secs(session_seconds))
-                .build(),
+                .build()
+        };
+        ConsoleState {
+            anonymous: cache(MAX_ANONYMOUS_SESSIONS),
+            signed_in: cache(MAX_SIGNED_IN_SESSIONS),
             session_seconds,
         }
     }
 
     pub fn start(&self, signed_in: bool) -> Session {
         let session = Session { id: random_token(), csrf: random_token(), signed_in };
-        self.sessions.insert(session.id.clone(), session.clone());
+        let cache = if signed_in { &self.signed_in } else { &self.anonymous };
+        cache.insert(session.id.clone(), session.clone());
         session
     }
 
     pub fn end(&self, id: &str) {
-        self.sessions.invalidate(id);
+        self.anonymous.invalidate(id);
+        self.signed_in.invalidate(id);
     }
 
     fn find(&self, id: &str) -> Option<Session> {
-        self.sessions.get(id)
+        self.signed_in.get(id).or_else(|| self.anonymous.get(id))
     }
 }
 
@@ -284,6 +293,16 @@ mod tests {
         assert!(state.find(&b.id).unwrap().signed_in);
         state.end(&b.id);
         assert!(state.find(&b.id).is_none());
+        for _ in 0..(MAX_ANONYMOUS_SESSIONS + 50) {
+            state.start(false);
+        }
+        let member = state.start(true);
+        for _ in 0..(MAX_ANONYMOUS_SESSIONS + 50) {
+            state.start(false);
+        }
+        state.anonymous.run_pending_tasks();
+        assert!(state.anonymous.entry_count() <= MAX_ANONYMOUS_SESSIONS, "bounded");
+        assert!(state.find(&member.id).is_some(), "a flood of anonymous visits keeps signed-in sessions");
         assert_eq!(cookie(&headers(&[("cookie", &format!("x=1; {COOKIE}={}", a.id))])), Some(a.id.clone()));
     }
 }
