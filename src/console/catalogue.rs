@@ -131,7 +131,8 @@ fn card_facts(card_type: &str) -> (&'static [&'static str], &'static [&'static s
             &[],
             "patient-view: a red-flag diagnosis on record only outside its window: history, not a current red flag.",
         ),
-        _ => (&[], &[], "A red-flag finding on record within its window (see the rules below)."),
+        // Red flags: said by their rules' findings (see `card_types`).
+        _ => (&[], &[], ""),
     }
 }
 
@@ -228,6 +229,21 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                 }
             }
             value_sets.retain(|set| content.value_sets.contains_key(set));
+            let fires_when = if fires_when.is_empty() {
+                let findings: Vec<String> = rules
+                    .iter()
+                    .map(|rule| {
+                        if rule.window.is_empty() {
+                            rule.finding.clone()
+                        } else {
+                            format!("{} ({})", rule.finding, rule.window)
+                        }
+                    })
+                    .collect();
+                format!("{}.", findings.join("; "))
+            } else {
+                fires_when.to_owned()
+            };
             CardTypeEntry {
                 id: id.clone(),
                 indicator: card.indicator.as_str(),
@@ -240,7 +256,7 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                 } else {
                     "routine guidance"
                 },
-                fires_when: fires_when.to_owned(),
+                fires_when,
                 summary_template: template_text(&card.summary),
                 detail_template: template_text(&card.detail),
                 variants: card
@@ -400,6 +416,11 @@ mod tests {
         assert_eq!(cauda.indicator, "critical");
         assert!(cauda.value_sets.contains(&"cauda-equina".to_owned()), "{:?}", cauda.value_sets);
         assert!(cauda.rules.iter().any(|r| r.window == "within 365 days"));
+        assert!(
+            cauda.fires_when.starts_with("Cauda equina syndrome on record (within 365 days); "),
+            "{}",
+            cauda.fires_when
+        );
         let imaging = cards.iter().find(|c| c.id == "imaging-not-indicated").unwrap();
         assert!(
             imaging.thresholds.iter().any(|(name, value)| *name == "imaging_threshold_weeks" && value == "6 weeks")

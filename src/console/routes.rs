@@ -26,6 +26,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let console = Arc::new(ConsoleState::new(state.settings.console.session_minutes));
     Router::new()
         .route("/console", get(overview))
+        .route("/console/", get(|| async { Redirect::permanent("/console") }))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/preview", get(preview_page).post(preview))
