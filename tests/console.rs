@@ -544,6 +544,10 @@ fn a_short_console_token_stops_start_up() {
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Tallest card allowed in the preview at 1280 px. Issue 16's brief cards set this to
+/// `Some(400)`; until then the heights are measured and printed.
+const MAX_CARD_HEIGHT: Option<i64> = None;
+
 struct Browser {
     http: reqwest::Client,
     base: String,
@@ -662,8 +666,13 @@ impl Browser {
         use base64::Engine;
         let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("console-screenshots");
         std::fs::create_dir_all(&folder).unwrap();
+        // The first screen at 1280 x 900 (what `docs/console/` holds for the README), then the
+        // whole page, up to 4,000 px tall, at 1280 and 800 px wide.
+        self.call("POST", "/window/rect", Some(json!({"width": 1280, "height": 900}))).await;
+        let png = self.call("GET", "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        std::fs::write(folder.join(format!("{name}-first-screen.png")), bytes).unwrap();
         for width in [1280, 800] {
-            // The whole page, up to 4,000 px tall.
             self.call("POST", "/window/rect", Some(json!({"width": width, "height": 1000}))).await;
             let tall = self.script("return document.documentElement.scrollHeight", json!([])).await.as_i64().unwrap();
             self.call("POST", "/window/rect", Some(json!({"width": width, "height": (tall + 140).min(4000)}))).await;
@@ -855,6 +864,9 @@ async fn the_console_in_headless_chromium() {
         tallest.0,
         tallest.1
     );
+    if let Some(limit) = MAX_CARD_HEIGHT {
+        assert!(tallest.1 <= limit, "{} is {} px tall at 1280 px (limit {limit})", tallest.0, tallest.1);
+    }
     browser.call("DELETE", "", None).await;
     let _ = std::fs::remove_dir_all(&cohort);
 }
