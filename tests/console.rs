@@ -524,6 +524,14 @@ async fn with_authentication_and_no_console_token_the_console_stays_closed() {
     assert!(response.text().await.unwrap().contains("--console-token-file"));
 }
 
+#[tokio::test]
+async fn no_console_serves_none() {
+    let server = Server::start(&tempdir(), &["--no-console".into()]);
+    let response = client().get(server.url("/console")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(client().get(server.url("/health")).send().await.unwrap().status(), 200);
+}
+
 #[test]
 fn a_short_console_token_stops_start_up() {
     let dir = tempdir();

@@ -116,29 +116,37 @@ fn is_loopback_host(host: &str) -> bool {
     bare.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// `Set-Cookie` for a session: Secure unless the browser talks to loopback (plain http there).
-pub fn session_cookie(headers: &HeaderMap, session: &Session, max_age: u64) -> HeaderValue {
-    let secure = if host_name(headers).is_some_and(|h| is_loopback_host(&h)) { "" } else { "; Secure" };
+/// `Set-Cookie` for a session: Secure unless the browser talks to loopback (plain http there);
+/// always Secure when the service's public address is https (a proxy may rewrite `Host` to a
+/// loopback address).
+pub fn session_cookie(app: &AppState, headers: &HeaderMap, session: &Session, max_age: u64) -> HeaderValue {
+    let public_https =
+        app.settings.auth.as_ref().is_some_and(|auth| auth.config().public_base_url.starts_with("https://"));
+    let loopback = host_name(headers).is_some_and(|h| is_loopback_host(&h));
+    let secure = if loopback && !public_https { "" } else { "; Secure" };
     let value = format!("{COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", session.id);
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
 }
 
-/// Why a POST was refused, or `None` when its Origin and fetch site are this console's.
-fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
+/// Why a POST was refused, or `None` when its Origin and fetch site are this console's: the
+/// Origin must name the host the request was sent to, or the public address of the service
+/// (`public_base_url`, for a proxy that rewrites `Host`).
+fn cross_site(headers: &HeaderMap, public_base: Option<&str>) -> Option<&'static str> {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !matches!(site, "same-origin" | "none")
     {
         return Some("the request came from another site");
     }
     let origin = headers.get(header::ORIGIN)?;
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok())?;
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let origin = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok());
+    let public = public_base.and_then(|base| url::Url::parse(base).ok()).map(|base| base.origin());
     let same_host = origin.is_some_and(|o| {
         let authority = match o.port() {
             Some(port) => format!("{}:{port}", o.host_str().unwrap_or_default()),
             None => o.host_str().unwrap_or_default().to_owned(),
         };
-        authority.eq_ignore_ascii_case(host)
+        authority.eq_ignore_ascii_case(host) || public.as_ref().is_some_and(|p| p.is_tuple() && *p == o.origin())
     });
     (!same_host).then_some("the Origin header names another site")
 }
@@ -194,7 +202,7 @@ async fn check(app: &AppState, console: &ConsoleState, request: Request, next: N
         (true, true) => Protection::SignedIn,
         (true, false) => Protection::SignedOut,
     };
-    let set_cookie = is_new.then(|| session_cookie(request.headers(), &session, console.session_seconds));
+    let set_cookie = is_new.then(|| session_cookie(app, request.headers(), &session, console.session_seconds));
     let with_cookie = |mut response: Response| {
         if let Some(cookie) = set_cookie.clone() {
             response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -210,7 +218,8 @@ async fn check(app: &AppState, console: &ConsoleState, request: Request, next: N
     }
     let mut request = request;
     if request.method() == Method::POST {
-        if let Some(reason) = cross_site(request.headers()) {
+        let public_base = app.settings.auth.as_ref().map(|auth| auth.config().public_base_url.clone());
+        if let Some(reason) = cross_site(request.headers(), public_base.as_deref()) {
             tracing::warn!(path = %crate::telemetry::loggable(&path), reason, "console POST refused");
             return with_cookie(pages::refused(StatusCode::FORBIDDEN, &format!("Refused: {reason}.")).into_response());
         }
@@ -258,8 +267,10 @@ mod tests {
     #[test]
     fn the_cookie_is_secure_unless_on_loopback() {
         let session = Session { id: "abc".into(), csrf: "x".into(), signed_in: true };
+        let app =
+            AppState::new(crate::content::Content::embedded().unwrap(), crate::config::Settings::default()).unwrap();
         for host in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "localhost"] {
-            let value = session_cookie(&headers(&[("host", host)]), &session, 60);
+            let value = session_cookie(&app, &headers(&[("host", host)]), &session, 60);
             let text = value.to_str().unwrap();
             assert!(
                 text.contains("HttpOnly") && text.contains("SameSite=Strict") && !text.contains("Secure"),
@@ -267,20 +278,34 @@ mod tests {
             );
         }
         for host in ["cds.example.org", "10.0.0.5:8080", "127.0.0.1.example.org"] {
-            let value = session_cookie(&headers(&[("host", host)]), &session, 60);
+            let value = session_cookie(&app, &headers(&[("host", host)]), &session, 60);
             assert!(value.to_str().unwrap().ends_with("; Secure"), "{host}");
         }
     }
 
     #[test]
     fn origin_and_fetch_site_must_be_this_console() {
-        assert_eq!(cross_site(&headers(&[("host", "a.example:8080")])), None, "no Origin: the CSRF token decides");
-        assert_eq!(cross_site(&headers(&[("host", "a.example:8080"), ("origin", "http://a.example:8080")])), None);
-        assert_eq!(cross_site(&headers(&[("host", "a.example"), ("origin", "https://a.example")])), None);
-        assert!(cross_site(&headers(&[("host", "a.example:8080"), ("origin", "http://evil.example:8080")])).is_some());
-        assert!(cross_site(&headers(&[("host", "a.example:8080"), ("origin", "null")])).is_some());
-        assert!(cross_site(&headers(&[("host", "a.example"), ("sec-fetch-site", "cross-site")])).is_some());
-        assert_eq!(cross_site(&headers(&[("host", "a.example"), ("sec-fetch-site", "same-origin")])), None);
+        assert_eq!(
+            cross_site(&headers(&[("host", "a.example:8080")]), None),
+            None,
+            "no Origin: the CSRF token decides"
+        );
+        assert_eq!(
+            cross_site(&headers(&[("host", "a.example:8080"), ("origin", "http://a.example:8080")]), None),
+            None
+        );
+        assert_eq!(cross_site(&headers(&[("host", "a.example"), ("origin", "https://a.example")]), None), None);
+        assert!(
+            cross_site(&headers(&[("host", "a.example:8080"), ("origin", "http://evil.example:8080")]), None).is_some()
+        );
+        assert!(cross_site(&headers(&[("host", "a.example:8080"), ("origin", "null")]), None).is_some());
+        assert!(cross_site(&headers(&[("host", "a.example"), ("sec-fetch-site", "cross-site")]), None).is_some());
+        assert_eq!(cross_site(&headers(&[("host", "a.example"), ("sec-fetch-site", "same-origin")]), None), None);
+        // Behind a proxy that rewrites Host, the public address counts.
+        let proxied = headers(&[("host", "127.0.0.1:8080"), ("origin", "https://cds.example.org")]);
+        assert_eq!(cross_site(&proxied, Some("https://cds.example.org/")), None);
+        assert!(cross_site(&proxied, Some("https://other.example.org")).is_some());
+        assert!(cross_site(&proxied, None).is_some());
     }
 
     #[test]

@@ -118,7 +118,7 @@ async fn login(
     let mut response = Redirect::to("/console").into_response();
     response
         .headers_mut()
-        .append(header::SET_COOKIE, auth::session_cookie(&headers, &signed_in, console.session_seconds));
+        .append(header::SET_COOKIE, auth::session_cookie(&app, &headers, &signed_in, console.session_seconds));
     response
 }
 
