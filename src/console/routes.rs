@@ -206,14 +206,23 @@ async fn preview(
             None => return refused(StatusCode::BAD_REQUEST, format!("no stored request named `{chosen}`"), &notes),
         }
     };
-    let mut request: Value = match serde_json::from_str(&text) {
-        Ok(request) => request,
-        Err(error) => {
+    // A pasted request may be megabytes: read and shift it on the blocking pool, as the hook
+    // handler reads its body.
+    let shift_by = (!source_paste && shift_on).then_some(shift_days);
+    let read = tokio::task::spawn_blocking(move || {
+        let mut request: Value = serde_json::from_str(&text)?;
+        let moved = shift_by.map(|days| shift::shift_request(&mut request, days));
+        Ok::<_, serde_json::Error>((request, moved))
+    })
+    .await;
+    let (mut request, moved) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(error)) => {
             return refused(StatusCode::BAD_REQUEST, format!("the request is not valid JSON: {error}"), &notes);
         }
+        Err(_) => return refused(StatusCode::INTERNAL_SERVER_ERROR, "reading the request failed".into(), &notes),
     };
-    if !source_paste && shift_on {
-        let moved = shift::shift_request(&mut request, shift_days);
+    if let Some(moved) = moved {
         notes.push(format!("{moved} dates moved by {shift_days:+} days, from {} to {today}.", shift::FIXTURE_DATE));
     }
     if let Some(members) = request.as_object_mut() {
