@@ -1,12 +1,15 @@
 //! `lbp-cds content expand` against a FHIR terminology double on a real socket (no real
 //! terminology server runs on these machines): the request shape ($expand with a ValueSet
 //! parameter, paging, Authorization), the rewritten expansion, the diff, and start-up accepting the
-//! result but refusing a stale or malformed expansion, naming the file and field.
+//! result but refusing a stale or malformed expansion, naming the file and field. The double also
+//! knows a little RxNorm, answering relationship filters as tx.fhir.org does, for the refresh of
+//! the concept-to-ingredient map (and its refusal of a failed or partial answer).
 
 mod common;
 
 use common::copy_dir;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -20,7 +23,126 @@ const TOKEN: &str = "Bearer terminology-token";
 const NEW_CODE: &str = "1234567008";
 
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(HeaderMap, Value)>>>);
+struct Seen(Arc<Mutex<Vec<(HeaderMap, Value)>>>, Arc<Mutex<Option<Fault>>>);
+
+/// A fault the double produces on RxNorm requests: an error for one relationship, or a page short
+/// of the total it announces.
+#[derive(Clone, Copy)]
+enum Fault {
+    ServerError(&'static str),
+    ShortPage,
+}
+
+const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+const RXNORM_VERSION: &str = "07072025";
+
+/// A few RxNorm concepts (RxCUI, term type, name). The products and packs are made up for the
+/// test (90xx); the ingredients are the real RxCUIs the shipped classes list.
+const CONCEPTS: [(&str, &str, &str); 16] = [
+    ("7804", "IN", "oxycodone"),
+    ("161", "IN", "acetaminophen"),
+    ("6902", "IN", "methylprednisolone"),
+    ("9001", "SCDC", "oxycodone hydrochloride 5 MG"),
+    ("9002", "SCDC", "acetaminophen 325 MG"),
+    ("9003", "SCDC", "methylprednisolone 4 MG"),
+    ("1049221", "SCD", "acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet"),
+    ("1049621", "SCD", "oxycodone hydrochloride 5 MG Oral Tablet"),
+    ("9101", "SCD", "methylprednisolone 4 MG Oral Tablet"),
+    ("9201", "SBD", "acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet [Percocet]"),
+    ("9202", "SBD", "methylprednisolone 4 MG Oral Tablet [Medrol]"),
+    ("9301", "GPCK", "{21 (methylprednisolone 4 MG Oral Tablet) } Pack"),
+    ("9302", "BPCK", "{21 (methylprednisolone 4 MG Oral Tablet [Medrol]) } Pack [Medrol Dosepak]"),
+    ("9401", "BN", "Roxicodone"),
+    ("9402", "BN", "Medrol"),
+    ("9403", "BN", "Percocet"),
+];
+
+/// RxNorm relationships as RXNREL reads them, "X rela C": a filter `rela = CUI:X` selects C.
+const RELATIONS: [(&str, &str, &str); 23] = [
+    ("7804", "ingredient_of", "9001"),
+    ("161", "ingredient_of", "9002"),
+    ("6902", "ingredient_of", "9003"),
+    ("9001", "has_ingredient", "7804"),
+    ("9002", "has_ingredient", "161"),
+    ("9003", "has_ingredient", "6902"),
+    ("9001", "constitutes", "1049221"),
+    ("9002", "constitutes", "1049221"),
+    ("9001", "constitutes", "1049621"),
+    ("9003", "constitutes", "9101"),
+    ("1049221", "consists_of", "9001"),
+    ("1049221", "consists_of", "9002"),
+    ("1049621", "consists_of", "9001"),
+    ("9101", "consists_of", "9003"),
+    ("1049221", "has_tradename", "9201"),
+    ("9101", "has_tradename", "9202"),
+    ("9101", "contained_in", "9301"),
+    ("9202", "contained_in", "9302"),
+    ("7804", "has_tradename", "9401"),
+    ("6902", "has_tradename", "9402"),
+    ("7804", "has_tradename", "9403"),
+    ("161", "has_tradename", "9403"),
+    ("9301", "tradename_of", "9302"),
+];
+
+/// RxNorm `$expand` as tx.fhir.org answers it: `TTY` `=`/`in`, and a relationship filter
+/// (property = RELA, op `=`, value `CUI:<rxcui>`); anything else is refused with an OperationOutcome.
+fn rxnorm_expand(include: &Value, offset: usize, count: usize, fault: Option<Fault>) -> (StatusCode, Json<Value>) {
+    let refuse = |why: String| {
+        let outcome = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-supported", "diagnostics": why}]});
+        (StatusCode::BAD_REQUEST, Json(outcome))
+    };
+    let mut codes: Vec<(&str, &str, &str)> = CONCEPTS.to_vec();
+    for filter in include["filter"].as_array().into_iter().flatten() {
+        let (property, op, value) = (
+            filter["property"].as_str().unwrap_or(""),
+            filter["op"].as_str().unwrap_or(""),
+            filter["value"].as_str().unwrap_or(""),
+        );
+        if property == "TTY" && (op == "=" || op == "in") {
+            let ttys: Vec<&str> = value.split(',').collect();
+            codes.retain(|(_, tty, _)| ttys.contains(tty));
+        } else if let (true, Some(cui)) = (op == "=", value.strip_prefix("CUI:")) {
+            if let Some(Fault::ServerError(rela)) = fault
+                && rela == property
+            {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(
+                        json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception", "diagnostics": "database unavailable"}]}),
+                    ),
+                );
+            }
+            codes.retain(|(code, _, _)| {
+                RELATIONS.iter().any(|(x, rela, c)| *x == cui && *rela == property && c == code)
+            });
+        } else {
+            return refuse(format!("Unknown filter \"{property} {op} {value}\""));
+        }
+    }
+    let mut total = codes.len();
+    let mut page: Vec<Value> = codes
+        .into_iter()
+        .skip(offset)
+        .take(count)
+        .map(|(code, _, display)| json!({"system": RXNORM, "code": code, "display": display}))
+        .collect();
+    if let Some(Fault::ShortPage) = fault
+        && total > 0
+    {
+        // Announces one code more than it will ever send.
+        total += 1;
+        if offset >= total - 1 {
+            page.clear();
+        }
+    }
+    let version = format!("{RXNORM}|{RXNORM_VERSION}");
+    (
+        StatusCode::OK,
+        Json(json!({"resourceType": "ValueSet", "status": "active", "expansion": {
+        "timestamp": "2026-11-25T10:00:00Z", "total": total, "offset": offset,
+        "parameter": [{"name": "version", "valueUri": version}], "contains": page}})),
+    )
+}
 
 /// A terminology server that knows a little SNOMED CT: Low back pain has two descendants (one of
 /// them new), every other filter value stands for itself; exclusions are honoured; pages follow
@@ -40,6 +162,10 @@ async fn expand(seen: Seen, headers: HeaderMap, body: String) -> (StatusCode, Js
     let count = parameter("count")["valueInteger"].as_u64().unwrap_or(1000) as usize;
     let include = &definition["compose"]["include"][0];
     let system = include["system"].as_str().unwrap_or_default();
+    if system == RXNORM {
+        let fault = *seen.1.lock().unwrap();
+        return rxnorm_expand(include, offset, count, fault);
+    }
     let mut codes: Vec<(String, String)> = include["concept"]
         .as_array()
         .into_iter()
@@ -246,4 +372,191 @@ fn a_refused_token_fails_and_leaves_the_file_alone() {
         "{stderr}"
     );
     assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
+/// A small ingredient map for the refresh tests: two classes, three oxycodone products (one of
+/// which the double's release no longer has, one recorded with a missing ingredient), two brands.
+const SMALL_MAP: &str = r#"{
+  "description": "test map",
+  "timestamp": "2026-11-25T12:00:00Z",
+  "classes": ["opioids", "systemic-corticosteroids"],
+  "products": [
+    {"rxcui": "1049221", "tty": "SCD", "name": "Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet", "ingredients": ["7804"], "confirmation": "S", "source": "population-simulator output"},
+    {"rxcui": "1049621", "tty": "SCD", "name": "Oxycodone Hydrochloride 5 MG Oral Tablet", "ingredients": ["7804"], "confirmation": "U", "source": "fixtures"},
+    {"rxcui": "1860154", "tty": "SCD", "name": "Abuse-Deterrent 12 HR Oxycodone Hydrochloride 15 MG Extended Release Oral Tablet", "ingredients": ["7804"], "confirmation": "S", "source": "population-simulator output"}
+  ],
+  "brands": [
+    {"name": "Percocet", "ingredients": ["161", "7804"], "confirmation": "S", "source": "SBD name"},
+    {"name": "Norco", "ingredients": ["161", "5489"], "confirmation": "U", "source": "convention"}
+  ]
+}
+"#;
+
+fn content_with_small_map() -> PathBuf {
+    let content = tempdir();
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"), &content);
+    std::fs::write(content.join("rxnorm-ingredients.json"), SMALL_MAP).unwrap();
+    content
+}
+
+fn refresh_map(base: &str, content: &Path) -> Output {
+    lbp_cds(&[
+        "content",
+        "expand",
+        "--terminology-server",
+        base,
+        "--authorization",
+        TOKEN,
+        "--content",
+        content.to_str().unwrap(),
+        "--drug-map",
+        "--page-size",
+        "1",
+        "--concurrency",
+        "3",
+    ])
+}
+
+fn class_ingredients(content: &Path, class: &str) -> Vec<String> {
+    let set: Value =
+        serde_json::from_slice(&std::fs::read(content.join(format!("valuesets/{class}.json"))).unwrap()).unwrap();
+    set["expansion"]["contains"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn the_ingredient_map_is_refreshed_through_rxnorm_relationship_filters() {
+    let seen = Seen::default();
+    let base = spawn_double(seen.clone());
+    let content = content_with_small_map();
+    let file = content.join("rxnorm-ingredients.json");
+
+    let output = refresh_map(&base, &content);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+
+    // The request shape: only RxNorm (the value sets were not asked for), each an inline ValueSet
+    // with one include of RxNorm, a TTY filter and one relationship filter `rela = CUI:<rxcui>`,
+    // paged one code at a time, with the Authorization header.
+    let requests = seen.0.lock().unwrap().clone();
+    let mut walked = BTreeSet::new();
+    let mut from_ingredients = BTreeSet::new();
+    for (headers, body) in &requests {
+        assert_eq!(headers["authorization"], TOKEN);
+        assert_eq!(headers["content-type"], "application/fhir+json");
+        let names: Vec<&str> =
+            body["parameter"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["valueSet", "offset", "count"]);
+        assert_eq!(body["parameter"][2]["valueInteger"], 1);
+        let include = &body["parameter"][0]["resource"]["compose"]["include"];
+        assert_eq!(include.as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(include[0]["system"], RXNORM, "{body}");
+        let filters = include[0]["filter"].as_array().unwrap();
+        assert_eq!(filters.len(), 2, "{body}");
+        assert_eq!(filters[0]["property"], "TTY");
+        let tty = filters[0]["value"].as_str().unwrap();
+        assert_eq!(filters[0]["op"], if tty.contains(',') { "in" } else { "=" });
+        assert_eq!(filters[1]["op"], "=");
+        let value = filters[1]["value"].as_str().unwrap();
+        let rxcui = value.strip_prefix("CUI:").unwrap_or_else(|| panic!("not CUI:<rxcui>: {value}"));
+        assert!(!rxcui.is_empty() && rxcui.chars().all(|c| c.is_ascii_digit()), "{value}");
+        let rela = filters[1]["property"].as_str().unwrap().to_owned();
+        if rela == "ingredient_of" {
+            from_ingredients.insert(rxcui.to_owned());
+        }
+        walked.insert((rela, tty.to_owned()));
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("ingredient_of", "SCDC"),
+        ("constitutes", "SCD"),
+        ("consists_of", "SCDC"),
+        ("has_ingredient", "IN"),
+        ("has_tradename", "SBD"),
+        ("contained_in", "GPCK"),
+        ("contained_in", "BPCK"),
+        ("has_tradename", "BN"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    assert_eq!(walked, expected);
+    let mut classes: BTreeSet<String> = class_ingredients(&content, "opioids").into_iter().collect();
+    classes.extend(class_ingredients(&content, "systemic-corticosteroids"));
+    assert_eq!(from_ingredients, classes, "every ingredient of both classes walked, and nothing else");
+
+    // The diff: packs and drugs added, the product the release no longer has removed, the
+    // product whose ingredient was missing corrected, brands added and removed.
+    for line in [
+        "RxNorm 07072025",
+        "+ 9101 SCD methylprednisolone 4 MG Oral Tablet",
+        "+ 9201 SBD acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet [Percocet]",
+        "+ 9301 GPCK {21 (methylprednisolone 4 MG Oral Tablet) } Pack",
+        "+ 9302 BPCK {21 (methylprednisolone 4 MG Oral Tablet [Medrol]) } Pack [Medrol Dosepak]",
+        "- 1860154 SCD Abuse-Deterrent",
+        "~ 1049221 ingredients 161 7804 (were 7804)",
+        "+ brand Medrol",
+        "- brand Norco",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+
+    // The file: timestamp, RxNorm version, classes kept, every entry confirmed by the server with
+    // its earlier source kept; brands keep ingredients outside the classes.
+    let map: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_ne!(map["timestamp"], "2026-11-25T12:00:00Z");
+    assert_eq!(map["rxnormVersion"], RXNORM_VERSION);
+    assert_eq!(map["classes"], json!(["opioids", "systemic-corticosteroids"]));
+    let product = |rxcui: &str| map["products"].as_array().unwrap().iter().find(|p| p["rxcui"] == rxcui).cloned();
+    assert!(product("1860154").is_none());
+    let pack = product("9302").expect("brand pack written");
+    assert_eq!((pack["tty"].as_str(), pack["ingredients"].clone()), (Some("BPCK"), json!(["6902"])));
+    let kept = product("1049621").unwrap();
+    assert_eq!(kept["confirmation"], "V");
+    let source = kept["source"].as_str().unwrap();
+    assert!(source.contains("ValueSet/$expand") && source.contains("earlier: fixtures"), "{source}");
+    let percocet = map["brands"].as_array().unwrap().iter().find(|b| b["name"] == "Percocet").unwrap();
+    assert_eq!(percocet["ingredients"], json!(["161", "7804"]));
+
+    // Start-up accepts it, and a bare pack code now places an order in its class.
+    let check = lbp_cds(&["check-content", "--content", content.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let loaded = lbp_cds::content::Content::from_dir(&content).unwrap();
+    let bare = |code: &str| lbp_cds::record::Concept {
+        codes: vec![lbp_cds::record::Code { system: Some(RXNORM.into()), code: Some(code.into()), display: None }],
+        text: None,
+    };
+    let why = loaded.drug_in_class("systemic-corticosteroids", &bare("9301")).expect("generic pack in class");
+    assert!(why.contains("GPCK"), "{why}");
+    assert!(loaded.drug_in_class("opioids", &bare("9301")).is_none());
+}
+
+#[test]
+fn a_failed_or_partial_map_refresh_leaves_the_file_alone() {
+    for (fault, expected) in [
+        (Fault::ServerError("contained_in"), "database unavailable"),
+        (Fault::ServerError("has_tradename"), "database unavailable"),
+        (Fault::ShortPage, "partial expansion"),
+    ] {
+        let seen = Seen::default();
+        *seen.1.lock().unwrap() = Some(fault);
+        let base = spawn_double(seen);
+        let content = content_with_small_map();
+        let output = refresh_map(&base, &content);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{expected}: {}", String::from_utf8_lossy(&output.stdout));
+        assert!(stderr.contains(expected) && stderr.contains("rxnorm-ingredients.json was left as it was"), "{stderr}");
+        assert_eq!(std::fs::read_to_string(content.join("rxnorm-ingredients.json")).unwrap(), SMALL_MAP);
+        assert!(!content.join("rxnorm-ingredients.json.new").exists());
+    }
+
+    // A server that knows RxNorm but none of the relationships the map's products came from.
+    let seen = Seen::default();
+    let base = spawn_double(seen);
+    let content = content_with_small_map();
+    let unknown = SMALL_MAP.replace("\"7804\"]", "\"7052\"]");
+    std::fs::write(content.join("rxnorm-ingredients.json"), &unknown).unwrap();
+    let output = refresh_map(&base, &content);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no product of class ingredient(s) 7052"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(content.join("rxnorm-ingredients.json")).unwrap(), unknown);
 }

@@ -48,6 +48,11 @@ pub struct DrugMap {
     brands: Vec<Brand>,
     /// When the map was made (`timestamp`), for `content expand`'s report.
     pub timestamp: Option<String>,
+    /// The RxNorm release a terminology server reported when it refreshed the map.
+    pub rxnorm_version: Option<String>,
+    /// The drug-class value sets (of RxNorm ingredients) whose products the map holds: what
+    /// `content expand` walks from when it refreshes the map.
+    pub classes: Vec<String>,
 }
 
 impl DrugMap {
@@ -117,10 +122,30 @@ impl DrugMap {
             .map(|member| format!("ingredient “{}” in the order text", member.display))
     }
 
-    pub(super) fn parse(text: &str) -> Result<DrugMap, ContentError> {
+    /// Checks that every class the map names is a loaded value set.
+    pub fn check_classes(&self, is_value_set: impl Fn(&str) -> bool) -> Result<(), ContentError> {
+        match self.classes.iter().enumerate().find(|(_, class)| !is_value_set(class)) {
+            Some((index, class)) => Err(ContentError::new(
+                FILE,
+                format!("classes[{index}]"),
+                format!("`{class}` is not a value set of valuesets/"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<DrugMap, ContentError> {
         let wire: WireMap = serde_json::from_str(text)
             .map_err(|e| ContentError::new(FILE, "(file)", format!("not a valid ingredient map: {e}")))?;
-        let mut map = DrugMap { timestamp: wire.timestamp, ..DrugMap::default() };
+        if let Some(index) = wire.classes.iter().position(|c| c.trim().is_empty()) {
+            return Err(ContentError::new(FILE, format!("classes[{index}]"), "must name a value set"));
+        }
+        let mut map = DrugMap {
+            timestamp: wire.timestamp,
+            rxnorm_version: wire.rxnorm_version,
+            classes: wire.classes,
+            ..DrugMap::default()
+        };
         for (index, product) in wire.products.into_iter().enumerate() {
             let field = |name: &str| format!("products[{index}].{name}");
             if product.rxcui.is_empty() || !product.rxcui.chars().all(|c| c.is_ascii_digit()) {
@@ -204,6 +229,10 @@ fn contains_run(words: &[String], run: &[String]) -> bool {
 struct WireMap {
     #[serde(default)]
     timestamp: Option<String>,
+    #[serde(default, rename = "rxnormVersion")]
+    rxnorm_version: Option<String>,
+    #[serde(default)]
+    classes: Vec<String>,
     #[serde(default)]
     products: Vec<WireProduct>,
     #[serde(default)]

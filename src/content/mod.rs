@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use medications::{Brand, DrugMap, FoundIngredient, Product, RXNORM};
+pub use medications::{Brand, DrugMap, FILE as DRUG_MAP_FILE, FoundIngredient, Product, RXNORM};
 pub use template::Template;
 pub use valueset::{
     Confirmation, Match, Modality, ValueSet, ValueSetConcept, canonical_system, parse_instant, system_name,
@@ -747,6 +747,7 @@ impl Content {
             cards.insert(card_type.to_owned(), card);
         }
         let drugs = DrugMap::parse(file(medications::FILE)?)?;
+        drugs.check_classes(|id| value_sets.contains_key(id))?;
         validate_cautions(&rules, &cards)?;
         Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors, drugs, version })
     }
