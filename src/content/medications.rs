@@ -290,6 +290,28 @@ mod tests {
     }
 
     #[test]
+    fn a_class_that_is_not_a_value_set_is_refused_naming_the_field() {
+        let map = DrugMap::parse(r#"{"classes": ["opioids", "opiods"], "products": [], "brands": []}"#).unwrap();
+        let error = map.check_classes(|id| id == "opioids").unwrap_err();
+        assert_eq!((error.file.as_str(), error.field.as_str()), (FILE, "classes[1]"));
+        assert!(map.check_classes(|id| id.starts_with("opi")).is_ok());
+        let error = DrugMap::parse(r#"{"classes": [" "]}"#).unwrap_err();
+        assert_eq!(error.field, "classes[0]");
+    }
+
+    #[test]
+    fn packs_resolve_to_the_ingredients_of_their_drugs() {
+        let map = DrugMap::parse(
+            r#"{"products":[{"rxcui":"2272622","tty":"BPCK","name":"{1 (0.1 ML) (diazepam 100 MG/ML Nasal Spray [Valtoco]) } Pack [Valtoco 10 MG Dose Kit]","ingredients":["3322"],"confirmation":"S"}]}"#,
+        )
+        .unwrap();
+        let found = map.ingredients(&concept(Some("2272622"), ""));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rxcui, "3322");
+        assert!(found[0].how.contains("BPCK"), "{}", found[0].how);
+    }
+
+    #[test]
     fn rejects_a_product_without_ingredients_naming_the_field() {
         let error = DrugMap::parse(r#"{"products":[{"rxcui":"1","tty":"SCD","ingredients":[],"confirmation":"S"}]}"#)
             .unwrap_err();
