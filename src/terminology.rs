@@ -1,6 +1,8 @@
 //! `lbp-cds content expand`: refreshes the expansion of every intensional value set in a content
 //! directory from a FHIR terminology server (`ValueSet/$expand`, paged), so that the codes the
-//! service matches follow the definition and the code-system release the site uses.
+//! service matches follow the definition and the code-system release the site uses; and the RxNorm
+//! concept-to-ingredient map, walked from the drug classes' ingredients with `$expand`s of RxNorm
+//! relationship filters (see "The RxNorm concept-to-ingredient map" below).
 //!
 //! Each `compose.include` is expanded on its own (with all of the set's exclusions), so every new
 //! code gets the `urn:lbp-cds:group` of the include that brought it in. Codes the server returns
@@ -89,7 +91,6 @@ pub fn run(command: ContentCommand) -> Result<(), String> {
     let everything = args.value_sets.is_empty() && !args.drug_map;
     let diffs =
         if everything || !args.value_sets.is_empty() { runtime.block_on(expand_dir(&args))? } else { Vec::new() };
-    let drug_diff = if everything || args.drug_map { Some(runtime.block_on(refresh_drug_map(&args))?) } else { None };
     let mut changed = 0;
     for (id, diff) in &diffs {
         println!("{id}: {} added, {} removed", diff.added.len(), diff.removed.len());
@@ -101,8 +102,10 @@ pub fn run(command: ContentCommand) -> Result<(), String> {
         }
         changed += usize::from(!diff.added.is_empty() || !diff.removed.is_empty());
     }
-    if let Some(diff) = &drug_diff {
-        print!("{diff}");
+    // The value sets are written and reported before the map is walked: a failed map refresh
+    // leaves the map alone but does not hide what was already rewritten.
+    if everything || args.drug_map {
+        print!("{}", runtime.block_on(refresh_drug_map(&args))?);
     }
     let content = Content::from_dir(&args.content).map_err(|e| format!("the refreshed content is not valid: {e}"))?;
     println!(

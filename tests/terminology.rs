@@ -548,6 +548,30 @@ fn a_failed_or_partial_map_refresh_leaves_the_file_alone() {
         assert!(!content.join("rxnorm-ingredients.json.new").exists());
     }
 
+    // Both at once: the value set is refreshed and reported; the map's failure leaves the map alone.
+    let seen = Seen::default();
+    *seen.1.lock().unwrap() = Some(Fault::ServerError("consists_of"));
+    let base = spawn_double(seen);
+    let content = content_with_small_map();
+    let output = lbp_cds(&[
+        "content",
+        "expand",
+        "--terminology-server",
+        &base,
+        "--authorization",
+        TOKEN,
+        "--content",
+        content.to_str().unwrap(),
+        "--value-set",
+        "lbp-diagnosis",
+        "--drug-map",
+    ]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success());
+    assert!(stdout.contains(&format!("+ http://snomed.info/sct {NEW_CODE}")), "{stdout}");
+    assert!(stderr.contains("consists_of") && stderr.contains("was left as it was"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(content.join("rxnorm-ingredients.json")).unwrap(), SMALL_MAP);
+
     // A server that knows RxNorm but none of the relationships the map's products came from.
     let seen = Seen::default();
     let base = spawn_double(seen);
