@@ -338,7 +338,7 @@ async fn a_steroid_course_ordered_by_brand_or_product_makes_the_fracture_red_fla
 }
 
 #[tokio::test]
-async fn an_nsaid_on_record_as_a_bare_product_code_is_seen_by_the_medication_advice() {
+async fn an_nsaid_on_record_as_a_bare_product_code_or_a_brand_is_seen_by_the_medication_advice() {
     // Naproxen sodium 220 MG (RxNorm SCD 849574, as population simulators record it) with no
     // text: only the ingredient map says it is naproxen, an NSAID already prescribed.
     let app = TestApp::spawn().await;
@@ -350,6 +350,15 @@ async fn an_nsaid_on_record_as_a_bare_product_code_is_seen_by_the_medication_adv
     let response = app.cards(with_nsaid.service(), &with_nsaid.body()).await;
     let detail = card(&response, "medication-advice")["detail"].as_str().unwrap_or_default().to_owned();
     assert!(detail.contains("**An NSAID is already prescribed:** naproxen"), "{detail}");
+
+    // A brand only, under a local code: the map's brand names say it is ibuprofen.
+    let brand = Scenario::new("order-select", 45)
+        .low_back_pain(14)
+        .medication("local-9", "ADVIL 200 MG TAB", json!({"authoredOn": days_ago(20)}))
+        .medication_order("1049221", "opioid order");
+    let response = app.cards(brand.service(), &brand.body()).await;
+    let detail = card(&response, "medication-advice")["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("**An NSAID is already prescribed:** ibuprofen"), "{detail}");
 
     let without = Scenario::new("order-select", 45).low_back_pain(14).medication_order("1049221", "opioid order");
     let response = app.cards(without.service(), &without.body()).await;
