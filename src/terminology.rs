@@ -320,7 +320,8 @@ fn concept_for(
 ) -> OutConcept {
     let old_extension =
         |url: &str| -> Option<Value> { old?["extension"].as_array()?.iter().find(|e| e["url"] == url).cloned() };
-    let earlier = old_extension("urn:lbp-cds:source").and_then(|e| e["valueString"].as_str().map(str::to_owned));
+    let earlier = old_extension("urn:lbp-cds:source")
+        .and_then(|e| e["valueString"].as_str().and_then(reviewed_source).map(str::to_owned));
     let source = match earlier {
         Some(earlier) => format!("ValueSet/$expand on {server} at {timestamp}; earlier: {earlier}"),
         None => format!("ValueSet/$expand on {server} at {timestamp}"),
@@ -340,6 +341,16 @@ fn concept_for(
     };
     let system = if canonical_system(system).is_some() { key.0.clone() } else { system.to_owned() };
     OutConcept { system, code: key.1.clone(), display, extension }
+}
+
+/// The source a reviewer wrote, without an earlier refresh's note (which the new one replaces),
+/// so that a source does not grow with every refresh.
+fn reviewed_source(source: &str) -> Option<&str> {
+    if source.starts_with("ValueSet/$expand") {
+        source.split_once("; earlier: ").map(|(_, reviewed)| reviewed)
+    } else {
+        Some(source)
+    }
 }
 
 fn key_of(concept: &Value) -> Option<(String, String)> {
@@ -676,7 +687,7 @@ async fn walk_and_write(args: &ExpandArgs, path: &Path) -> Result<DrugMapDiff, S
         walker.base,
         rxnorm_version.as_deref().map(|v| format!(", RxNorm {v}")).unwrap_or_default()
     );
-    let with_earlier = |earlier: Option<&str>| match earlier {
+    let with_earlier = |earlier: Option<&str>| match earlier.and_then(reviewed_source) {
         Some(earlier) => format!("{source_now}; earlier: {earlier}"),
         None => source_now.clone(),
     };
@@ -764,6 +775,13 @@ async fn walk_and_write(args: &ExpandArgs, path: &Path) -> Result<DrugMapDiff, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refresh_note_is_replaced_and_a_reviewed_source_kept() {
+        assert_eq!(reviewed_source("seen in fixtures"), Some("seen in fixtures"));
+        assert_eq!(reviewed_source("ValueSet/$expand on x at t; earlier: seen in fixtures"), Some("seen in fixtures"));
+        assert_eq!(reviewed_source("ValueSet/$expand on x at t"), None);
+    }
 
     #[test]
     fn replaces_only_the_member() {

@@ -516,6 +516,17 @@ fn the_ingredient_map_is_refreshed_through_rxnorm_relationship_filters() {
     let percocet = map["brands"].as_array().unwrap().iter().find(|b| b["name"] == "Percocet").unwrap();
     assert_eq!(percocet["ingredients"], json!(["161", "7804"]));
 
+    // A second refresh changes nothing and does not stack its own notes on the sources.
+    let again = refresh_map(&base, &content);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{stdout}");
+    assert!(stdout.contains("0 added, 0 removed, 0 with other ingredients; brands 0 added, 0 removed"), "{stdout}");
+    let map: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let kept = map["products"].as_array().unwrap().iter().find(|p| p["rxcui"] == "1049621").unwrap();
+    let source = kept["source"].as_str().unwrap();
+    assert_eq!(source.matches("earlier:").count(), 1, "{source}");
+    assert!(source.ends_with("earlier: fixtures"), "{source}");
+
     // Start-up accepts it, and a bare pack code now places an order in its class.
     let check = lbp_cds(&["check-content", "--content", content.to_str().unwrap()]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
