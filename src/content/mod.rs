@@ -29,8 +29,8 @@ pub use medications::{Brand, DrugMap, FoundIngredient, Product, RXNORM};
 pub use registry::{CardType, DRUG_CLASSES, Family, ValueSetId};
 pub use rules::{
     AcrRating, AdviceRules, AdviceSuppression, CautionRule, CautionTrigger, CorticosteroidRoutes, Criterion, Imaging,
-    ImagingText, ImagingVariant, Lookback, MAX_WINDOW_DAYS, RedFlagCategory, RedFlagRule, Rules, Thresholds,
-    caution_card_type,
+    ImagingText, ImagingVariant, Lookback, MAX_WINDOW_DAYS, Measured, MeasuredRule, RedFlagCategory, RedFlagRule,
+    Rules, StartBackRules, Thresholds, caution_card_type,
 };
 pub use services::{PrefetchKey, PrefetchTemplate, PrefetchToken, ServiceDefinition};
 pub use template::Template;
