@@ -2,9 +2,7 @@
 //! reassessment, medication and passive-modality advice), each row naming its source. Rows go
 //! through the real server; boundary dates (exactly 4, 6 and 12 weeks) are covered.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lbp_cds::content::Content;
 use serde_json::{Value, json};
 

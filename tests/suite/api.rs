@@ -1,8 +1,6 @@
 //! Black-box tests of the HTTP service: discovery, invocation, prefetch states, and every 4xx.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lbp_cds::config::Settings;
 use serde_json::{Value, json};
 

@@ -1,10 +1,8 @@
 //! The `lbp-cds` binary: offline evaluation and content validation.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
