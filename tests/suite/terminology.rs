@@ -5,9 +5,7 @@
 //! knows a little RxNorm, answering relationship filters as tx.fhir.org does, for the refresh of
 //! the concept-to-ingredient map (and its refusal of a failed or partial answer).
 
-mod common;
-
-use common::copy_dir;
+use crate::common::copy_dir;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -530,14 +528,17 @@ fn the_ingredient_map_is_refreshed_through_rxnorm_relationship_filters() {
     // Start-up accepts it, and a bare pack code now places an order in its class.
     let check = lbp_cds(&["check-content", "--content", content.to_str().unwrap()]);
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    use lbp_cds::content::ValueSetId;
     let loaded = lbp_cds::content::Content::from_dir(&content).unwrap();
     let bare = |code: &str| lbp_cds::record::Concept {
         codes: vec![lbp_cds::record::Code { system: Some(RXNORM.into()), code: Some(code.into()), display: None }],
         text: None,
     };
-    let why = loaded.drug_in_class("systemic-corticosteroids", &bare("9301")).expect("generic pack in class");
+    let why = loaded
+        .drug_in_class(ValueSetId::parse("systemic-corticosteroids").unwrap(), &bare("9301"))
+        .expect("generic pack in class");
     assert!(why.contains("GPCK"), "{why}");
-    assert!(loaded.drug_in_class("opioids", &bare("9301")).is_none());
+    assert!(loaded.drug_in_class(ValueSetId::parse("opioids").unwrap(), &bare("9301")).is_none());
 }
 
 #[test]

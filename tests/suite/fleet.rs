@@ -2,8 +2,6 @@
 //! (`redis-server`), behind a real load balancer (HAProxy), stopped with real signals.
 //! `scripts/test` installs redis-server and haproxy (Debian packages) when they are missing.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lbp_cds::auth::keys::{KeyPair, client_claims};
 use serde_json::{Value, json};
 

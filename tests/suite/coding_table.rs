@@ -5,9 +5,7 @@
 //! server over HTTP. And the drug classes themselves: each lists every ingredient of its class
 //! marketed in the US.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Row {
@@ -455,7 +453,7 @@ fn every_drug_class_lists_its_us_marketed_ingredients() {
     ];
     let mut missing = Vec::new();
     for (class, ingredients) in classes {
-        let set = content.value_set(class);
+        let set = content.value_set(lbp_cds::content::ValueSetId::parse(class).expect("a value set the code reads"));
         for (rxcui, name) in ingredients {
             let listed = set.concepts().iter().any(|c| c.code == *rxcui && c.display == *name);
             if !listed {
@@ -480,7 +478,8 @@ fn every_drug_class_lists_its_us_marketed_ingredients() {
             codes: vec![lbp_cds::record::Code { system: Some(RXNORM.into()), code: Some(pack.into()), display: None }],
             text: None,
         };
-        let why = content.drug_in_class(class, &bare).unwrap_or_else(|| panic!("{pack} not in {class}"));
+        let id = lbp_cds::content::ValueSetId::parse(class).expect("a drug class");
+        let why = content.drug_in_class(id, &bare).unwrap_or_else(|| panic!("{pack} not in {class}"));
         assert!(why.contains("PCK"), "{why}");
     }
 }
