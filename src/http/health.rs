@@ -19,9 +19,9 @@ pub async fn health() -> Json<Value> {
 /// Readiness: 200 when this replica should get traffic, 503 with the reasons when not: it is
 /// stopping (SIGTERM), the shared cache does not answer (every authenticated call would be
 /// refused), or the database does not answer `SELECT 1` within a second (checked at most once a
-/// second; feedback would be refused and audit rows dropped). Content is always usable once started (a refused change keeps the old content, so
-/// it is reported under `content.rejectedChange` without taking the replica, or the whole fleet,
-/// out of service).
+/// second; feedback would be refused and audit rows dropped). Content is always usable once
+/// started (a refused change keeps the old content, so it is reported under
+/// `content.rejectedChange` without taking the replica, or the whole fleet, out of service).
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut reasons: Vec<String> = Vec::new();
     if state.stopping.load(Ordering::SeqCst) {
