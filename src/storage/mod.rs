@@ -625,3 +625,38 @@ async fn wait_for_postgres(options: &PgConnectOptions, shown: &str, wait: Durati
 /// An audit row as read back: card type, indicator, service, hook, hookInstance, issued at,
 /// content version, rule ids (JSON), evidence (JSON), patient, user, id form.
 pub type AuditRow = (String, String, String, String, String, i64, String, String, String, String, String, String);
+
+#[cfg(test)]
+mod tests {
+    /// Start-up messages name the database without its password (or query parameters).
+    #[test]
+    fn shown_url_hides_the_password() {
+        assert_eq!(
+            super::shown_url("postgres://lbp:s3cret@db.example:5432/lbp?sslmode=require"),
+            "postgres://lbp:***@db.example:5432/lbp"
+        );
+        assert_eq!(super::shown_url("postgres://lbp@db.example/lbp"), "postgres://lbp@db.example/lbp");
+        assert!(!super::shown_url("postgres://:s3cret@[::1/lbp").contains("s3cret"));
+    }
+
+    /// Nothing answers on the port: the wait ends, bounded, naming the attempts and the reason.
+    #[tokio::test]
+    async fn an_absent_server_is_retried_until_the_wait_is_over() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let started = std::time::Instant::now();
+        let error = super::Store::open_waiting(
+            &format!("postgres://lbp:s3cret@127.0.0.1:{port}/lbp"),
+            std::time::Duration::from_millis(700),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            error.starts_with(&format!("cannot reach the database at postgres://lbp:***@127.0.0.1:{port}/lbp after ")),
+            "{error}"
+        );
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(!error.contains("after 1 attempts"), "it retried: {error}");
+    }
+}
