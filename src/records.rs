@@ -36,6 +36,7 @@ impl Records {
         let store =
             Store::open_waiting(&settings.database_url, settings.dependency_wait).await.map_err(|e| e.to_string())?;
         tracing::info!(backend = store.backend(), audit_trail = settings.audit_trail, "database ready");
+        crate::metrics::get().database_up.set(1);
         let audit = settings.audit_trail.then(|| {
             AuditTrail::start(
                 store.clone(),
