@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::assess::{Assessment, ImagingVerdict, Recommendation};
+use crate::content::CardType;
 use crate::evaluate::Outcome;
 use crate::metrics;
 use crate::storage::settings::IdForm;
@@ -203,23 +204,25 @@ pub fn keyed_hash(key: &[u8], value: &str) -> String {
 
 /// The rules and evidence behind the cards of one type in an assessment.
 fn provenance(assessment: &Assessment, card_type: &str) -> (Vec<String>, Vec<String>) {
+    let card_type_key = card_type;
+    let card_type = CardType::parse(card_type_key);
     let mut rules = BTreeSet::new();
     let mut evidence = BTreeSet::new();
-    for flag in assessment.red_flags.iter().filter(|f| f.category.card_type() == card_type) {
+    for flag in assessment.red_flags.iter().filter(|f| Some(f.category.card_type()) == card_type) {
         rules.insert(flag.rule.clone());
         evidence.extend(flag.evidence.iter().map(|e| e.reference.clone()));
     }
     for imaging in &assessment.imaging {
         let (card, variants) = match &imaging.verdict {
-            ImagingVerdict::NotIndicated { variant } => ("imaging-not-indicated", vec![variant.clone()]),
-            ImagingVerdict::Indicated { variants, .. } => ("imaging-indicated", variants.clone()),
-            ImagingVerdict::Conditional(_) => ("imaging-conditional", Vec::new()),
+            ImagingVerdict::NotIndicated { variant } => (CardType::ImagingNotIndicated, vec![variant.clone()]),
+            ImagingVerdict::Indicated { variants, .. } => (CardType::ImagingIndicated, variants.clone()),
+            ImagingVerdict::Conditional(_) => (CardType::ImagingConditional, Vec::new()),
         };
-        if card == card_type {
-            rules.insert(card.to_owned());
+        if Some(card) == card_type {
+            rules.insert(card.key().to_owned());
             rules.extend(variants.into_iter().map(|variant| format!("acr-variant:{variant}")));
             evidence.insert(imaging.order.reference.clone());
-            if card == "imaging-indicated" {
+            if card == CardType::ImagingIndicated {
                 for flag in &assessment.red_flags {
                     rules.insert(flag.rule.clone());
                     evidence.extend(flag.evidence.iter().map(|e| e.reference.clone()));
@@ -227,8 +230,8 @@ fn provenance(assessment: &Assessment, card_type: &str) -> (Vec<String>, Vec<Str
             }
         }
     }
-    for recommendation in assessment.recommendations.iter().filter(|r| r.card_type() == card_type) {
-        rules.insert(card_type.to_owned());
+    for recommendation in assessment.recommendations.iter().filter(|r| Some(r.card_type()) == card_type) {
+        rules.insert(card_type_key.to_owned());
         let references: Vec<&str> = match recommendation {
             Recommendation::PtReferral { evidence } | Recommendation::ContinueTherapy { session: evidence } => {
                 evidence.iter().map(|e| e.reference.as_str()).collect()
@@ -244,7 +247,7 @@ fn provenance(assessment: &Assessment, card_type: &str) -> (Vec<String>, Vec<Str
         evidence.extend(references.into_iter().map(str::to_owned));
     }
     if rules.is_empty() {
-        rules.insert(card_type.to_owned());
+        rules.insert(card_type_key.to_owned());
     }
     (rules.into_iter().collect(), evidence.into_iter().collect())
 }

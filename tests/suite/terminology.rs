@@ -3,9 +3,7 @@
 //! parameter, paging, Authorization), the rewritten expansion, the diff, and start-up accepting the
 //! result but refusing a stale or malformed expansion, naming the file and field.
 
-mod common;
-
-use common::copy_dir;
+use crate::common::copy_dir;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,9 +4,6 @@
 //! missing and starts a throwaway PostgreSQL cluster (`LBP_CDS_TEST_POSTGRES_URL`); without it the
 //! PostgreSQL tests say they were skipped (and fail with `LBP_CDS_REQUIRE_POSTGRES=1`).
 
-mod common;
-mod databases;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
-use databases::Db;
+use crate::common::*;
+use crate::databases::{self, Db};
 use lbp_cds::auth::keys::{KeyPair, client_claims};
 use lbp_cds::storage::Store;
 use serde_json::{Value, json};

@@ -3,9 +3,7 @@
 //! names, `medicationReference`s and local codes with text. One row per way of coding, each
 //! naming where that coding is seen; every row goes through the real server over HTTP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Row {
