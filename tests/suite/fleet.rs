@@ -956,6 +956,8 @@ async fn start_up_waits_for_postgres_and_ready_says_when_it_is_gone() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach the database at postgres://postgres@127.0.0.1:"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(8), "bounded: {:?}", started.elapsed());
+    drop(postgres);
+    let _ = std::fs::remove_dir_all(cluster.parent().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
