@@ -12,9 +12,13 @@ fn main() {
     let mut out = String::from(
         "/// Every file under `cards/`, as (relative path, contents).\npub static EMBEDDED: &[(&str, &str)] = &[\n",
     );
+    // Paths relative to the crate (resolved where the library compiles), not absolute: a build
+    // directory copied to another checkout then embeds that checkout's files, not the first one's.
     for relative in files {
-        let absolute = fs::canonicalize(root.join(&relative)).expect("content file path");
-        out.push_str(&format!("    ({relative:?}, include_str!({:?})),\n", absolute.display().to_string()));
+        out.push_str(&format!(
+            "    ({relative:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),\n",
+            format!("/cards/{relative}")
+        ));
     }
     out.push_str("];\n");
     let dest = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("embedded_content.rs");

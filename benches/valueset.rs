@@ -61,7 +61,7 @@ fn benches(c: &mut Criterion) {
         text: Some("Acetaminophen 325 MG / Oxycodone Hydrochloride 5 MG Oral Tablet".into()),
     };
     c.bench_function("drug_class/opioid_by_product_code", |b| {
-        b.iter(|| content.drug_in_class("opioids", black_box(&order)).is_some())
+        b.iter(|| content.drug_in_class(lbp_cds::content::ValueSetId::Opioids, black_box(&order)).is_some())
     });
 }
 

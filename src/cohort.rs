@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use time::Date;
 
 use crate::config::{ClockArgs, ContentArgs};
-use crate::content::Content;
+use crate::content::{CardType, Content};
 use crate::evaluate::{self, Options, Outcome};
 
 #[derive(Debug, Clone, Args)]
@@ -391,7 +391,7 @@ fn describe(content: &Content, outcome: &Outcome, result: &mut PatientResult) {
         outcome.response.cards.iter().filter_map(|card| card.source.topic.as_ref().map(|t| t.code.clone())).collect();
     for flag in &outcome.assessment.red_flags {
         let card_type = flag.category.card_type();
-        if !result.cards.iter().any(|c| c == card_type) {
+        if !result.cards.iter().any(|c| c == card_type.key()) {
             continue;
         }
         for evidence in &flag.evidence {
@@ -400,7 +400,7 @@ fn describe(content: &Content, outcome: &Outcome, result: &mut PatientResult) {
                 Some(end) => evidence.description[..end + '”'.len_utf8()].to_owned(),
                 None => flag.rule.clone(),
             };
-            result.triggers.push((card_type.to_owned(), trigger));
+            result.triggers.push((card_type.key().to_owned(), trigger));
         }
     }
     for condition in outcome.record.conditions.iter().filter(|c| c.counts()) {
@@ -415,7 +415,7 @@ fn describe(content: &Content, outcome: &Outcome, result: &mut PatientResult) {
         if condition.is_active() {
             result.active_back_pain_conditions += 1;
         }
-        let matched = content.value_sets.values().any(|set| set.match_concept(&condition.code).is_some());
+        let matched = content.value_sets.iter().any(|set| set.match_concept(&condition.code).is_some());
         if !matched {
             for code in &condition.code.codes {
                 result.unmatched.push(CodeKey {
@@ -448,7 +448,9 @@ pub fn summarise(content: &Content, results: Vec<PatientResult>, today: Date, or
     let mut card_counts: Vec<CardCount> = cards
         .into_iter()
         .map(|(card_type, ids)| CardCount {
-            indicator: content.cards.get(&card_type).map(|c| c.indicator.as_str().to_owned()).unwrap_or_default(),
+            indicator: CardType::parse(&card_type)
+                .map(|c| content.card(c).indicator.as_str().to_owned())
+                .unwrap_or_default(),
             card_type,
             patients: ids.len(),
             percent: percent(ids.len()),

@@ -260,7 +260,7 @@ pub struct ServeArgs {
     /// JWKS key sets with the other replicas. Without it both stay in this process (one machine).
     #[arg(long, env = "LBP_CDS_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// At start-up, how long to wait for dependencies (Redis) with retries before giving up, in
+    /// At start-up, how long to wait for dependencies (Redis, PostgreSQL) with retries before giving up, in
     /// milliseconds.
     #[arg(long, env = "LBP_CDS_DEPENDENCY_WAIT_MS", default_value_t = defaults::DEPENDENCY_WAIT_MS)]
     pub dependency_wait_ms: u64,

@@ -110,7 +110,7 @@ pub fn prepare(
                 KeyState::Loaded => return None,
                 KeyState::MorePages(next) => (next.clone(), true),
                 KeyState::NotProvided(_) => {
-                    let template = &content.prefetch.get(key)?.query;
+                    let template = &content.prefetch.get(key)?.template;
                     (format!("{base}/{}", fhir::render_query(template, request)?), false)
                 }
             };
@@ -166,7 +166,7 @@ fn require(
         .iter()
         .filter_map(|key| {
             let prefetch = content.prefetch.get(key)?;
-            let kind = prefetch.kind?;
+            let kind = prefetch.kind;
             match record.availability(kind) {
                 Availability::Missing(reason) if prefetch.required => Some(format!("`{key}` ({reason})")),
                 _ => None,

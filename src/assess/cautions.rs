@@ -8,7 +8,7 @@ use time::{Date, Duration};
 
 use super::{AgeGroup, Evidence};
 use crate::content::factors::{CautionKind, CautionLevel, CautionLookback};
-use crate::content::{Content, DrugMap, FoundIngredient, ValueSet, ValueSetConcept};
+use crate::content::{Content, DrugMap, FoundIngredient, ValueSet, ValueSetConcept, ValueSetId};
 use crate::record::{Answer, Concept, MedicationRequest, PatientRecord, ResourceKind};
 
 /// One reason an NSAID would harm this patient, with what in the record showed it.
@@ -80,12 +80,12 @@ pub(super) fn assess(
     let thresholds = &factors.thresholds;
     let mut out = PatientFactors::default();
     let complete = |kind: ResourceKind| record.availability(kind).is_complete();
-    let nsaid_names = Names::new(content.value_set("nsaids"), &content.drugs);
+    let nsaid_names = Names::new(content.value_set(ValueSetId::Nsaids), &content.drugs);
     let drugs = classify(record, content, &nsaid_names);
 
     // Conditions (CKD 4-5 or dialysis, GI bleeding or ulcer, heart failure).
     for rule in &factors.condition_rules {
-        let set = content.value_set(&rule.value_set);
+        let set = content.value_sets.at(rule.set);
         let evidence: Vec<Evidence> = record
             .conditions
             .iter()
@@ -110,7 +110,7 @@ pub(super) fn assess(
 
     // Kidney function: the latest eGFR within the look-back.
     if complete(ResourceKind::Observation) {
-        let set = content.value_set("egfr");
+        let set = content.value_set(ValueSetId::Egfr);
         let from = today - Duration::days(i64::from(thresholds.egfr_lookback_days));
         let latest = record
             .observations
@@ -175,7 +175,7 @@ pub(super) fn assess(
     if !complete(ResourceKind::AllergyIntolerance) {
         out.unchecked.push(Unchecked::Allergies);
     }
-    let allergy_names = Names::new(content.value_set("nsaid-allergy"), &content.drugs);
+    let allergy_names = Names::new(content.value_set(ValueSetId::NsaidAllergy), &content.drugs);
     for allergy in record.allergies.iter().filter(|a| a.counts()) {
         let by_word = || {
             let text = all_text(&allergy.code);
@@ -263,7 +263,7 @@ pub(super) fn assess(
             });
         }
     }
-    let therapy = content.value_set("pt-ot-services");
+    let therapy = content.value_set(ValueSetId::PtOtServices);
     out.prior_care = prior_care(record, content, &drugs, start, today);
     out.prior_care_known = [ResourceKind::Procedure, ResourceKind::ServiceRequest, ResourceKind::MedicationRequest]
         .into_iter()
@@ -301,7 +301,7 @@ fn prior_care(
     today: Date,
 ) -> Vec<Evidence> {
     let in_episode = |date: Option<Date>| date.is_some_and(|d| d >= start && d <= today);
-    let therapy = content.value_set("pt-ot-services");
+    let therapy = content.value_set(ValueSetId::PtOtServices);
     let mut out = Vec::new();
     for procedure in record.procedures.iter().filter(|p| p.status == "completed" && in_episode(p.performed)) {
         if let Some(m) = therapy.match_concept(&procedure.code) {
@@ -442,9 +442,9 @@ impl<'a> Names<'a> {
 /// Every medication request of the groups, recognised once.
 fn classify<'a>(record: &'a PatientRecord, content: &Content, nsaids: &Names<'_>) -> Vec<Drug<'a>> {
     let others = [
-        (DrugGroup::Anticoagulant, Names::new(content.value_set("anticoagulants"), &content.drugs)),
-        (DrugGroup::Opioid, Names::new(content.value_set("opioids"), &content.drugs)),
-        (DrugGroup::MuscleRelaxant, Names::new(content.value_set("muscle-relaxants"), &content.drugs)),
+        (DrugGroup::Anticoagulant, Names::new(content.value_set(ValueSetId::Anticoagulants), &content.drugs)),
+        (DrugGroup::Opioid, Names::new(content.value_set(ValueSetId::Opioids), &content.drugs)),
+        (DrugGroup::MuscleRelaxant, Names::new(content.value_set(ValueSetId::MuscleRelaxants), &content.drugs)),
     ];
     let mut out = Vec::new();
     for medication in &record.medications {
@@ -477,9 +477,9 @@ struct Sign<'a> {
 fn pregnancy(record: &PatientRecord, content: &Content, today: Date) -> Option<Pregnancy> {
     let thresholds = &content.factors.thresholds;
     let from = today - Duration::days(i64::from(thresholds.pregnancy_max_days));
-    let conditions = content.value_set("pregnancy-conditions");
-    let observations = content.value_set("pregnancy-observations");
-    let answers = content.value_set("pregnancy-status-answers");
+    let conditions = content.value_set(ValueSetId::PregnancyConditions);
+    let observations = content.value_set(ValueSetId::PregnancyObservations);
+    let answers = content.value_set(ValueSetId::PregnancyStatusAnswers);
     let mut signs: Vec<Sign<'_>> = Vec::new();
     for condition in record.conditions.iter().filter(|c| c.counts() && c.is_active()) {
         let Some(m) = conditions.match_concept(&condition.code) else { continue };

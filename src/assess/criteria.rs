@@ -17,8 +17,8 @@ pub struct Hit {
 
 /// Every match of `criterion` in the record, current or not, in the record's order.
 pub fn find(record: &PatientRecord, content: &Content, criterion: &Criterion, today: Date) -> Vec<Hit> {
-    let set = content.value_set(&criterion.value_set);
-    let except = criterion.except_value_set.as_deref().map(|id| content.value_set(id));
+    let set = content.value_sets.at(criterion.set);
+    let except = criterion.except.map(|id| content.value_sets.at(id));
     let excluded = |concept: &Concept| except.is_some_and(|except| except.match_concept(concept).is_some());
     let mut hits = Vec::new();
     for kind in &criterion.resources {

@@ -3,7 +3,7 @@
 use time::Date;
 
 use super::{Evidence, LumbarOrder, days_between};
-use crate::content::Content;
+use crate::content::{Content, ValueSetId};
 use crate::record::PatientRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub(super) fn current_episode(
     orders: &[LumbarOrder],
     notes: &mut Vec<String>,
 ) -> Option<Episode> {
-    let lbp = content.value_set("lbp-diagnosis");
+    let lbp = content.value_set(ValueSetId::LbpDiagnosis);
     let gap = i64::from(content.rules.thresholds.episode_gap_days);
     let diagnoses: Vec<_> = record
         .conditions

@@ -6,7 +6,7 @@
 use time::Date;
 
 use super::{Evidence, OrderScope, criteria, days_between, episode::Episode, red_flags::RedFlag};
-use crate::content::{CautionTrigger, Content, DRUG_CLASSES};
+use crate::content::{CardType, CautionTrigger, Content, StartBackRules, ValueSetId};
 use crate::record::{Answer, DraftOrder, PatientRecord, ResourceKind};
 
 /// A draft order a card is about.
@@ -96,8 +96,12 @@ impl DrugClass {
         }
     }
 
-    fn value_set(self) -> &'static str {
-        DRUG_CLASSES.iter().find(|(class, _)| *class == self.key()).map(|(_, set)| *set).unwrap_or_default()
+    fn value_set(self) -> ValueSetId {
+        match self {
+            DrugClass::Opioid => ValueSetId::Opioids,
+            DrugClass::Benzodiazepine => ValueSetId::Benzodiazepines,
+            DrugClass::MuscleRelaxant => ValueSetId::MuscleRelaxants,
+        }
     }
 }
 
@@ -130,15 +134,15 @@ pub enum Recommendation {
 }
 
 impl Recommendation {
-    pub fn card_type(&self) -> &'static str {
+    pub fn card_type(&self) -> CardType {
         match self {
-            Recommendation::PtReferral { .. } => "pt-referral",
-            Recommendation::StartBackScreening => "start-back-screening",
-            Recommendation::StratifiedCare(_) => "stratified-care",
-            Recommendation::ContinueTherapy { .. } => "continue-therapy",
-            Recommendation::ReassessProgress { .. } => "reassess-progress",
-            Recommendation::MedicationAdvice { .. } => "medication-advice",
-            Recommendation::PassiveModality { .. } => "passive-modality",
+            Recommendation::PtReferral { .. } => CardType::PtReferral,
+            Recommendation::StartBackScreening => CardType::StartBackScreening,
+            Recommendation::StratifiedCare(_) => CardType::StratifiedCare,
+            Recommendation::ContinueTherapy { .. } => CardType::ContinueTherapy,
+            Recommendation::ReassessProgress { .. } => CardType::ReassessProgress,
+            Recommendation::MedicationAdvice { .. } => CardType::MedicationAdvice,
+            Recommendation::PassiveModality { .. } => CardType::PassiveModality,
         }
     }
 }
@@ -311,7 +315,7 @@ fn cautions(inputs: &Inputs<'_>, kind: &str, draft_index: usize) -> Vec<Caution>
             CautionTrigger::WithDrugs(sets) => {
                 let mut evidence = Vec::new();
                 for set in sets {
-                    let set = content.value_set(set);
+                    let set = content.value_set(*set);
                     for (index, other) in record.draft_orders.iter().enumerate() {
                         if index == draft_index || other.resource_type != "MedicationRequest" {
                             continue;
@@ -399,10 +403,10 @@ fn order_ref(order: &DraftOrder, index: usize, matched_by: String) -> OrderRef {
 }
 
 fn passive_modality(content: &Content, order: &DraftOrder) -> Option<(String, String)> {
-    if let Some(m) = content.value_set("passive-modalities").match_concept(&order.code) {
+    if let Some(m) = content.value_set(ValueSetId::PassiveModalities).match_concept(&order.code) {
         return Some((m.concept.group.clone().unwrap_or_else(|| "passive modality".into()), m.concept.describe()));
     }
-    if let Some(m) = content.value_set("spinal-manipulation").match_concept(&order.code) {
+    if let Some(m) = content.value_set(ValueSetId::SpinalManipulation).match_concept(&order.code) {
         return Some(("manipulation".to_owned(), m.concept.describe()));
     }
     let text = order.code.label();
@@ -415,7 +419,7 @@ fn passive_modality(content: &Content, order: &DraftOrder) -> Option<(String, St
 }
 
 fn therapy(record: &PatientRecord, content: &Content, start: Date, notes: &mut Vec<String>) -> Therapy {
-    let set = content.value_set("pt-ot-services");
+    let set = content.value_set(ValueSetId::PtOtServices);
     let mut therapy = Therapy::default();
     for request in &record.service_requests {
         if matches!(request.status.as_str(), "revoked" | "entered-in-error") {
@@ -480,7 +484,7 @@ fn therapy(record: &PatientRecord, content: &Content, start: Date, notes: &mut V
 fn progress(record: &PatientRecord, content: &Content, start: Date, percent: f64) -> (bool, Vec<Evidence>) {
     let mut improved = false;
     let mut evidence = Vec::new();
-    for (set, label) in [("pain-scores", "pain score"), ("oswestry", "Oswestry score")] {
+    for (set, label) in [(ValueSetId::PainScores, "pain score"), (ValueSetId::Oswestry, "Oswestry score")] {
         let set = content.value_set(set);
         let mut values: Vec<(Date, f64, &str)> = record
             .observations
@@ -510,7 +514,7 @@ fn progress(record: &PatientRecord, content: &Content, start: Date, percent: f64
 /// The latest STarT Back result in the episode: a recorded risk level, total and distress
 /// scores, or the nine items (Observations, panel components or QuestionnaireResponse answers).
 fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mut Vec<String>) -> Option<StartBack> {
-    let set = content.value_set("start-back");
+    let set = content.value_set(ValueSetId::StartBack);
     let group_of = |concept: &crate::record::Concept| set.match_concept(concept).and_then(|m| m.concept.group.clone());
     // Everything recorded per date: (group -> answer, evidence).
     type Recorded = (Vec<(String, Answer)>, Vec<Evidence>);
@@ -573,14 +577,15 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
         date: Some(date),
         evidence: evidence.clone(),
     };
-    if let Some(risk) = find("risk").and_then(risk_level) {
+    let scoring = &content.rules.start_back;
+    if let Some(risk) = find("risk").and_then(|answer| risk_level(answer, scoring)) {
         let total = find("total").and_then(score);
         let distress = find("distress").and_then(score);
         return Some(result(risk, total, distress, "The recorded STarT Back risk level"));
     }
     if let (Some(total), Some(distress)) = (find("total").and_then(score), find("distress").and_then(score)) {
         return Some(result(
-            classify(total, distress),
+            classify(total, distress, scoring),
             Some(total),
             Some(distress),
             "The recorded total and distress scores",
@@ -592,7 +597,7 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
         let total = items.iter().sum();
         let distress = items.iter().skip(4).sum();
         return Some(result(
-            classify(total, distress),
+            classify(total, distress, scoring),
             Some(total),
             Some(distress),
             "The nine item answers (scored by the service)",
@@ -605,11 +610,12 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
     None
 }
 
-/// STarT Back risk rule: total <= 3 low; distress >= 4 high; otherwise medium (Hill 2008).
-pub fn classify(total: u32, distress: u32) -> Risk {
-    if total <= 3 {
+/// STarT Back risk rule (Hill 2008; `rules.toml` `[start_back]`): a low total is low risk; else
+/// a high distress subscore is high risk; otherwise medium.
+pub fn classify(total: u32, distress: u32, scoring: &StartBackRules) -> Risk {
+    if total <= scoring.low_max_total {
         Risk::Low
-    } else if distress >= 4 {
+    } else if distress >= scoring.high_min_distress {
         Risk::High
     } else {
         Risk::Medium
@@ -621,14 +627,17 @@ fn score(answer: &Answer) -> Option<u32> {
     (value.is_finite() && (0.0..=9.0).contains(&value) && value.fract() == 0.0).then_some(value as u32)
 }
 
-fn risk_level(answer: &Answer) -> Option<Risk> {
+fn risk_level(answer: &Answer, scoring: &StartBackRules) -> Option<Risk> {
     if let Answer::Concept(concept) = answer {
         for code in concept.codes.iter().filter_map(|c| c.code.as_deref()) {
-            match code {
-                "LA9193-9" => return Some(Risk::High),
-                "LA8982-6" => return Some(Risk::Medium),
-                "LA9194-7" => return Some(Risk::Low),
-                _ => {}
+            for (risk, codes) in [
+                (Risk::High, &scoring.high_answers),
+                (Risk::Medium, &scoring.medium_answers),
+                (Risk::Low, &scoring.low_answers),
+            ] {
+                if codes.iter().any(|c| c == code) {
+                    return Some(risk);
+                }
             }
         }
     }
@@ -680,7 +689,10 @@ mod tests {
     use super::*;
 
     #[test]
+    /// Hill 2008, with the shipped `[start_back]` scoring: total <= 3 low, distress >= 4 high.
     fn start_back_risk_rule() {
+        let content = Content::embedded().unwrap();
+        let classify = |total, distress| classify(total, distress, &content.rules.start_back);
         assert_eq!(classify(3, 3), Risk::Low);
         assert_eq!(classify(3, 0), Risk::Low);
         assert_eq!(classify(4, 3), Risk::Medium);

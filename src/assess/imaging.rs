@@ -1,7 +1,7 @@
 //! Lumbar imaging orders and how appropriate each is (ACR Appropriateness Criteria).
 
 use super::{OrderScope, episode::Episode, red_flags::RedFlag};
-use crate::content::{AcrRating, Content, ImagingText, Modality, RedFlagCategory};
+use crate::content::{AcrRating, Content, ImagingText, Modality, RedFlagCategory, ValueSetId};
 use crate::record::{Concept, PatientRecord, ResourceKind};
 
 /// A draft ServiceRequest recognised as lumbar spine imaging.
@@ -80,7 +80,7 @@ pub(super) fn lumbar_orders(record: &PatientRecord, content: &Content, scope: Or
     if scope == OrderScope::None {
         return Vec::new();
     }
-    let imaging = content.value_set("lumbar-imaging");
+    let imaging = content.value_set(ValueSetId::LumbarImaging);
     record
         .draft_orders
         .iter()

@@ -3,7 +3,7 @@
 use time::Date;
 
 use super::{Evidence, criteria, days_between};
-use crate::content::{Content, RedFlagCategory};
+use crate::content::{Content, RedFlagCategory, ValueSetId};
 use crate::record::{MedicationRequest, Observation, PatientRecord, Quantity};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ pub(crate) fn kilograms(quantity: &Quantity) -> Option<f64> {
 fn dated_observations<'a>(
     record: &'a PatientRecord,
     content: &'a Content,
-    value_set: &'a str,
+    value_set: ValueSetId,
 ) -> impl Iterator<Item = &'a Observation> {
     let set = content.value_set(value_set);
     record
@@ -136,7 +136,7 @@ fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec
     let thresholds = &content.rules.thresholds;
     let window = i64::from(thresholds.fever_lookback_days);
     let mut evidence = Vec::new();
-    for observation in dated_observations(record, content, "body-temperature") {
+    for observation in dated_observations(record, content, ValueSetId::BodyTemperature) {
         let Some(date) = observation.effective else { continue };
         let age_days = days_between(date, today);
         if !(0..=window).contains(&age_days) {
@@ -159,12 +159,18 @@ fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec
             )),
         }
     }
+    let rule = &content.rules.measured.fever;
+    let (celsius, days) = (format!("{:.1}", thresholds.fever_celsius), window.to_string());
     (!evidence.is_empty()).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Infection,
         rule: "fever-observation".into(),
-        finding: format!("Fever ≥ {:.1} °C in the last {window} days", thresholds.fever_celsius),
-        guideline: "ACP/APS 2007 (Chou): fever; ACR Appropriateness Criteria, Low Back Pain, variant 7".into(),
+        finding: rule.finding.render(|name| match name {
+            "celsius" => Some(celsius.as_str()),
+            "days" => Some(days.as_str()),
+            _ => None,
+        }),
+        guideline: rule.guideline.clone(),
         evidence,
     })
 }
@@ -173,7 +179,7 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
     let thresholds = &content.rules.thresholds;
     let window = i64::from(thresholds.weight_loss_window_days);
     let mut weights: Vec<(Date, f64, &Observation)> = Vec::new();
-    for observation in dated_observations(record, content, "body-weight") {
+    for observation in dated_observations(record, content, ValueSetId::BodyWeight) {
         let (Some(date), Some(quantity)) = (observation.effective, observation.quantity()) else { continue };
         if !(0..=window).contains(&days_between(date, today)) {
             continue;
@@ -191,15 +197,22 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
         return None;
     }
     let loss = (first.1 - last.1) / first.1 * 100.0;
+    let rule = &content.rules.measured.weight_loss;
+    let values = [
+        ("percent", format!("{loss:.1}")),
+        ("first_kg", format!("{:.1}", first.1)),
+        ("first_date", first.0.to_string()),
+        ("last_kg", format!("{:.1}", last.1)),
+        ("last_date", last.0.to_string()),
+        ("threshold", thresholds.weight_loss_percent.to_string()),
+        ("days", window.to_string()),
+    ];
     (loss > thresholds.weight_loss_percent).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Cancer,
         rule: "weight-loss-observation".into(),
-        finding: format!(
-            "Weight loss of {loss:.1}% ({:.1} kg on {} to {:.1} kg on {}), more than {}% within {} days",
-            first.1, first.0, last.1, last.0, thresholds.weight_loss_percent, window
-        ),
-        guideline: "ACP/APS 2007 (Chou): unexplained weight loss (threshold by convention)".into(),
+        finding: rule.finding.render(|name| values.iter().find(|(key, _)| *key == name).map(|(_, v)| v.as_str())),
+        guideline: rule.guideline.clone(),
         evidence: vec![
             Evidence {
                 reference: first.2.reference.clone(),
@@ -241,7 +254,8 @@ fn is_local(medication: &MedicationRequest, content: &Content) -> bool {
 }
 
 fn is_corticosteroid(medication: &MedicationRequest, content: &Content) -> bool {
-    criteria::medication_match(content, content.value_set("systemic-corticosteroids"), &medication.medication).is_some()
+    criteria::medication_match(content, content.value_set(ValueSetId::SystemicCorticosteroids), &medication.medication)
+        .is_some()
 }
 
 fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec<String>) -> Option<RedFlag> {
@@ -305,16 +319,18 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
     if let Some((start, end)) = current {
         covered += days_between(start, end);
     }
+    let rule = &content.rules.measured.corticosteroids;
+    let values = [
+        ("covered", covered.to_string()),
+        ("days", thresholds.steroid_lookback_days.to_string()),
+        ("threshold", thresholds.steroid_min_days.to_string()),
+    ];
     (covered >= i64::from(thresholds.steroid_min_days)).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Fracture,
         rule: "corticosteroid-course".into(),
-        finding: format!(
-            "Systemic corticosteroids for {covered} days in the last {} days (threshold {} days)",
-            thresholds.steroid_lookback_days, thresholds.steroid_min_days
-        ),
-        guideline: "ACR Appropriateness Criteria, Low Back Pain, variant 6 (chronic steroid use); HEDIS (90 days)"
-            .into(),
+        finding: rule.finding.render(|name| values.iter().find(|(key, _)| *key == name).map(|(_, v)| v.as_str())),
+        guideline: rule.guideline.clone(),
         evidence,
     })
 }

@@ -185,14 +185,15 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
     content
         .cards
         .iter()
-        .map(|(id, card)| {
+        .map(|card| {
+            let id = card.card_type.key();
             let (sets, names, fires_when) = card_facts(id);
             let mut value_sets: BTreeSet<String> = sets.iter().map(|s| (*s).to_owned()).collect();
             let mut rules = Vec::new();
             let mut threshold_names: Vec<&'static str> = names.to_vec();
             threshold_names.extend(red_flag_thresholds(id));
             for rule in &content.rules.red_flags {
-                let belongs = rule.category.card_type() == id
+                let belongs = rule.category.card_type().key() == id
                     || (id == "past-red-flags" && rule.show_history)
                     || (id == "imaging-indicated");
                 if !belongs {
@@ -200,7 +201,7 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                 }
                 if let Some(criterion) = &rule.criterion {
                     value_sets.insert(criterion.value_set.clone());
-                    value_sets.extend(criterion.except_value_set.clone());
+                    value_sets.extend(criterion.except.map(|set| content.value_sets.at(set).id.clone()));
                 }
                 rules.push(RuleEntry {
                     id: rule.id.clone(),
@@ -214,7 +215,7 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                     guideline: rule.guideline.clone(),
                 });
             }
-            if matches!(id.as_str(), "medication-advice" | "passive-modality") {
+            if card.card_type.is_safety_advice() {
                 for caution in &content.rules.cautions {
                     if let CautionTrigger::Record(criterion) = &caution.trigger {
                         value_sets.insert(criterion.value_set.clone());
@@ -228,7 +229,7 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                     }
                 }
             }
-            value_sets.retain(|set| content.value_sets.contains_key(set));
+            value_sets.retain(|set| content.value_sets.named(set).is_some());
             let fires_when = if fires_when.is_empty() {
                 let findings: Vec<String> = rules
                     .iter()
@@ -245,13 +246,13 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                 fires_when.to_owned()
             };
             CardTypeEntry {
-                id: id.clone(),
+                id: id.to_owned(),
                 indicator: card.indicator.as_str(),
                 family: if id.starts_with("red-flag-") || id == "past-red-flags" {
                     "red flag"
                 } else if id.starts_with("imaging-") {
                     "imaging"
-                } else if crate::content::is_safety_advice(id) {
+                } else if card.card_type.is_safety_advice() {
                     "safety advice"
                 } else {
                     "routine guidance"
@@ -304,7 +305,7 @@ fn format_time(at: Option<time::OffsetDateTime>) -> Option<String> {
 }
 
 pub fn value_sets(content: &Content) -> Vec<ValueSetEntry> {
-    content.value_sets.values().map(value_set_entry).collect()
+    content.value_sets.iter().map(value_set_entry).collect()
 }
 
 fn value_set_entry(set: &ValueSet) -> ValueSetEntry {
@@ -320,7 +321,7 @@ fn value_set_entry(set: &ValueSet) -> ValueSetEntry {
 }
 
 pub fn value_set(content: &Content, id: &str) -> Option<ValueSetEntry> {
-    content.value_sets.get(id).map(value_set_entry)
+    content.value_sets.named(id).map(value_set_entry)
 }
 
 /// Which card types use each value set.
@@ -348,7 +349,7 @@ pub fn search(content: &Content, query: &str) -> SearchResult {
     }
     let users = users_of_value_sets(content);
     let mut value_sets = Vec::new();
-    for set in content.value_sets.values() {
+    for set in content.value_sets.iter() {
         let systems: BTreeSet<&str> = set.concepts().iter().map(|c| c.system.as_str()).collect();
         let mut codes: Vec<CodeEntry> = Vec::new();
         for system in systems {
@@ -411,7 +412,7 @@ mod tests {
     fn every_card_type_and_value_set_is_listed_with_what_it_uses() {
         let content = Content::embedded().unwrap();
         let cards = card_types(&content);
-        assert_eq!(cards.len(), crate::content::CARD_TYPES.len());
+        assert_eq!(cards.len(), crate::content::CardType::ALL.len());
         let cauda = cards.iter().find(|c| c.id == "red-flag-cauda-equina").unwrap();
         assert_eq!(cauda.indicator, "critical");
         assert!(cauda.value_sets.contains(&"cauda-equina".to_owned()), "{:?}", cauda.value_sets);
@@ -433,7 +434,7 @@ mod tests {
                 card.id
             );
             for set in &card.value_sets {
-                assert!(content.value_sets.contains_key(set), "{} names {set}", card.id);
+                assert!(content.value_sets.named(set).is_some(), "{} names {set}", card.id);
             }
         }
         let sets = value_sets(&content);

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{ContentError, Template, ValueSet, parse_toml};
+use super::load::parse_toml;
+use super::{ContentError, SetRef, Template, ValueSets};
 
 pub const FILE: &str = "patient-factors.toml";
 
@@ -94,6 +95,8 @@ pub enum CautionLookback {
 pub struct ConditionRule {
     pub caution: CautionKind,
     pub value_set: String,
+    /// `value_set`, resolved at load.
+    pub set: SetRef,
     pub finding: String,
     pub lookback: CautionLookback,
 }
@@ -167,40 +170,21 @@ struct WireFactors {
 #[derive(Debug, Clone)]
 pub struct Factors {
     pub thresholds: FactorThresholds,
-    pub cautions: BTreeMap<CautionKind, CautionText>,
+    /// One per kind, in [`CautionKind::ALL`] order (see [`Factors::caution`]).
+    cautions: Vec<CautionText>,
     pub condition_rules: Vec<ConditionRule>,
     pub text: FactorTexts,
 }
 
 impl Factors {
+    /// The text of a kind of caution (present by construction: load requires every kind).
     pub fn caution(&self, kind: CautionKind) -> &CautionText {
-        // Every kind is checked at load.
-        self.cautions.get(&kind).unwrap_or_else(|| panic!("caution {} was validated at load", kind.key()))
+        &self.cautions[kind as usize]
     }
 }
 
-/// Value sets the factor rules read by name.
-pub const VALUE_SETS: [&str; 7] = [
-    "nsaids",
-    "anticoagulants",
-    "nsaid-allergy",
-    "egfr",
-    "pregnancy-conditions",
-    "pregnancy-observations",
-    "pregnancy-status-answers",
-];
-
-pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Result<Factors, ContentError> {
+pub(super) fn parse(text: &str, value_sets: &ValueSets) -> Result<Factors, ContentError> {
     let wire: WireFactors = parse_toml(FILE, text)?;
-    for name in VALUE_SETS {
-        if !value_sets.contains_key(name) {
-            return Err(ContentError::new(
-                format!("valuesets/{name}.json"),
-                "(file)",
-                "is required by patient-factors.toml",
-            ));
-        }
-    }
     let t = &wire.thresholds;
     if !(t.egfr_below > 0.0 && t.egfr_below < 200.0) {
         return Err(ContentError::new(FILE, "thresholds.egfr_below", "must be an eGFR in mL/min/1.73 m² (0-200)"));
@@ -233,9 +217,9 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
     let mut condition_rules = Vec::new();
     for (index, rule) in wire.condition_rules.into_iter().enumerate() {
         let field = |name: &str| format!("condition_rules[{index}].{name}");
-        if !value_sets.contains_key(&rule.value_set) {
-            return Err(ContentError::new(FILE, field("value_set"), format!("no value set `{}`", rule.value_set)));
-        }
+        let set = value_sets
+            .resolve(&rule.value_set)
+            .ok_or_else(|| ContentError::new(FILE, field("value_set"), format!("no value set `{}`", rule.value_set)))?;
         let lookback = match rule.lookback.as_str() {
             "any-time" => CautionLookback::AnyTime,
             "active" => CautionLookback::Active,
@@ -244,6 +228,7 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
         condition_rules.push(ConditionRule {
             caution: rule.caution,
             value_set: rule.value_set,
+            set,
             finding: rule.finding,
             lookback,
         });
@@ -272,7 +257,9 @@ pub(super) fn parse(text: &str, value_sets: &BTreeMap<String, ValueSet>) -> Resu
         allergies_missing: w.allergies_missing,
         age_unknown: w.age_unknown,
     };
-    Ok(Factors { thresholds: wire.thresholds, cautions: wire.cautions, condition_rules, text })
+    let mut texts = wire.cautions;
+    let cautions = CautionKind::ALL.iter().filter_map(|kind| texts.remove(kind)).collect();
+    Ok(Factors { thresholds: wire.thresholds, cautions, condition_rules, text })
 }
 
 #[cfg(test)]
@@ -288,8 +275,7 @@ mod tests {
     }
 
     fn files_with(edit: impl Fn(&str) -> String) -> BTreeMap<String, String> {
-        let mut files: BTreeMap<String, String> =
-            super::super::embedded::EMBEDDED.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+        let mut files: BTreeMap<String, String> = super::super::load::embedded_files().collect();
         let text = files.get(super::FILE).expect("shipped").clone();
         files.insert(super::FILE.to_owned(), edit(&text));
         files

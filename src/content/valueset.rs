@@ -6,12 +6,13 @@
 //! than its definition would silently miss codes the definition now includes, so it stops
 //! start-up.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::ContentError;
+use super::registry::ValueSetId;
 use crate::record::{Code, Concept};
 
 pub const EXT_CONFIRMATION: &str = "urn:lbp-cds:confirmation";
@@ -490,6 +491,65 @@ struct WireExtension {
     url: String,
     #[serde(default)]
     value_code: Option<String>,
+}
+
+/// Every value set of the content. The sets the code reads by name ([`ValueSetId`]) come first,
+/// in the enum's order, so that looking one up is an index that exists by construction; sets a
+/// rules file names are resolved to a [`SetRef`] at load.
+#[derive(Debug, Clone)]
+pub struct ValueSets {
+    sets: Vec<ValueSet>,
+    by_id: BTreeMap<String, usize>,
+}
+
+/// A value set resolved at load (a rule's `value_set`): valid for the content that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetRef(usize);
+
+impl ValueSets {
+    /// Refuses content missing a value set the code reads, naming its file.
+    pub(super) fn new(mut sets: BTreeMap<String, ValueSet>) -> Result<ValueSets, ContentError> {
+        let mut ordered = Vec::with_capacity(sets.len());
+        for id in ValueSetId::ALL {
+            let set = sets.remove(id.key()).ok_or_else(|| {
+                ContentError::new(format!("valuesets/{}.json", id.key()), "(file)", "is required by the rules")
+            })?;
+            ordered.push(set);
+        }
+        ordered.extend(sets.into_values());
+        let by_id = ordered.iter().enumerate().map(|(index, set)| (set.id.clone(), index)).collect();
+        Ok(ValueSets { sets: ordered, by_id })
+    }
+
+    pub fn get(&self, id: ValueSetId) -> &ValueSet {
+        &self.sets[id as usize]
+    }
+
+    pub fn at(&self, set: SetRef) -> &ValueSet {
+        &self.sets[set.0]
+    }
+
+    /// A rules file's `value_set`, resolved once at load.
+    pub fn resolve(&self, id: &str) -> Option<SetRef> {
+        self.by_id.get(id).map(|index| SetRef(*index))
+    }
+
+    pub fn named(&self, id: &str) -> Option<&ValueSet> {
+        self.resolve(id).map(|set| self.at(set))
+    }
+
+    /// In id order.
+    pub fn iter(&self) -> impl Iterator<Item = &ValueSet> {
+        self.by_id.values().map(|index| &self.sets[*index])
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
 }
 
 #[cfg(test)]

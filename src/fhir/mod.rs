@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use crate::content::{PrefetchTemplate, PrefetchToken};
 use crate::hooks::HookRequest;
 use crate::outbound::UrlScope;
 use crate::record::{Availability, KeyState, RecordBuilder, ResourceKind};
@@ -68,31 +69,22 @@ pub struct Fetched {
 
 /// Expands a prefetch template with the hook's context (CDS Hooks 2.0 tokens). `None` when a
 /// token has no value in this call (the template cannot be used).
-pub fn render_query(template: &str, request: &HookRequest<'_>) -> Option<String> {
+pub fn render_query(template: &PrefetchTemplate, request: &HookRequest<'_>) -> Option<String> {
     let context = &request.context;
     let user = context.user_id.as_deref();
     let typed = |kind: &str| user.and_then(|u| u.strip_prefix(kind)).map(str::to_owned);
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after.find("}}")?;
-        let value = match after[..end].trim() {
-            "context.patientId" => Some(context.patient_id.clone()),
-            "context.encounterId" => context.encounter_id.clone(),
-            "context.userId" => user.map(str::to_owned),
-            "userPractitionerId" => typed("Practitioner/"),
-            "userPractitionerRoleId" => typed("PractitionerRole/"),
-            "userPatientId" => typed("Patient/"),
-            "userRelatedPersonId" => typed("RelatedPerson/"),
-            _ => None,
-        }?;
-        out.push_str(&encode_query_value(&value));
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Some(out)
+    template.fill(
+        |token| match token {
+            PrefetchToken::PatientId => Some(context.patient_id.clone()),
+            PrefetchToken::EncounterId => context.encounter_id.clone(),
+            PrefetchToken::UserId => user.map(str::to_owned),
+            PrefetchToken::UserPractitionerId => typed("Practitioner/"),
+            PrefetchToken::UserPractitionerRoleId => typed("PractitionerRole/"),
+            PrefetchToken::UserPatientId => typed("Patient/"),
+            PrefetchToken::UserRelatedPersonId => typed("RelatedPerson/"),
+        },
+        encode_query_value,
+    )
 }
 
 fn encode_query_value(value: &str) -> String {
@@ -289,11 +281,9 @@ mod tests {
     fn templates_render_with_encoded_context_values() {
         let body = br#"{"hook":"patient-view","hookInstance":"a1","context":{"userId":"Practitioner/p 1","patientId":"pat-1"}}"#;
         let request = HookRequest::parse(body).unwrap();
-        assert_eq!(
-            render_query("Condition?patient={{context.patientId}}", &request).as_deref(),
-            Some("Condition?patient=pat-1")
-        );
-        assert_eq!(render_query("X?p={{userPractitionerId}}", &request).as_deref(), Some("X?p=p%201"));
-        assert_eq!(render_query("Encounter/{{context.encounterId}}", &request), None);
+        let query = |text: &str| render_query(&PrefetchTemplate::parse(text).unwrap(), &request);
+        assert_eq!(query("Condition?patient={{context.patientId}}").as_deref(), Some("Condition?patient=pat-1"));
+        assert_eq!(query("X?p={{userPractitionerId}}").as_deref(), Some("X?p=p%201"));
+        assert_eq!(query("Encounter/{{context.encounterId}}"), None);
     }
 }

@@ -2,9 +2,7 @@
 //! reassessment, medication and passive-modality advice), each row naming its source. Rows go
 //! through the real server; boundary dates (exactly 4, 6 and 12 weeks) are covered.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lbp_cds::content::Content;
 use serde_json::{Value, json};
 
@@ -38,7 +36,7 @@ fn with_variant(mut row: Row, card: &'static str, variant: &'static str) -> Row 
 fn variant_of(content: &Content, card_type: &str, card: &Value) -> Option<String> {
     let detail = card["detail"].as_str()?;
     content
-        .card(card_type)
+        .card(lbp_cds::content::CardType::parse(card_type)?)
         .variants
         .iter()
         .find(|(_, variant)| {
@@ -54,7 +52,10 @@ async fn run(rows: Vec<Row>) {
     let mut failures = Vec::new();
     for row in rows {
         let response = app.cards(row.scenario.service(), &row.scenario.body()).await;
-        let got: Vec<String> = card_types(&response).into_iter().filter(|t| lbp_cds::content::is_guidance(t)).collect();
+        let got: Vec<String> = card_types(&response)
+            .into_iter()
+            .filter(|t| lbp_cds::content::CardType::parse(t).is_some_and(|t| t.is_guidance()))
+            .collect();
         let mut want: Vec<String> = row.cards.iter().map(|c| (*c).to_owned()).collect();
         want.sort();
         if got != want {

@@ -2,15 +2,12 @@
 //! FHIR server, feedback, an unknown service), parsed strictly as Prometheus/OpenMetrics text,
 //! and checked for the series operations need.
 
-mod common;
-mod databases;
-
 use std::collections::{BTreeMap, HashMap};
 
+use crate::common::{TODAY, TestApp};
+use crate::databases::Db;
 use axum::Router;
 use axum::routing::get;
-use common::{TODAY, TestApp};
-use databases::Db;
 use lbp_cds::config::Settings;
 use lbp_cds::outbound::UrlScope;
 use serde_json::{Value, json};
@@ -145,7 +142,7 @@ async fn metrics_parse_as_prometheus_text_with_every_series() {
     request["prefetch"].as_object_mut().unwrap().remove("observations");
     request["fhirServer"] = json!(fhir);
     let response = app.cards("lbp-order-select", &request).await;
-    let card = common::card(&response, "imaging-not-indicated")["uuid"].as_str().unwrap().to_owned();
+    let card = crate::common::card(&response, "imaging-not-indicated")["uuid"].as_str().unwrap().to_owned();
     let feedback =
         json!({"feedback": [{"card": card, "outcome": "accepted", "outcomeTimestamp": "2026-03-02T10:00:00Z"}]});
     let posted =

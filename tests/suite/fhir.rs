@@ -2,13 +2,11 @@
 //! loaded with the fixtures, and against small HTTP doubles on real sockets for the faults a real
 //! server cannot be made to produce (slow, down, 401, garbage, lying).
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lbp_cds::config::Settings;
 use lbp_cds::fhir::FetchLimits;
 use serde_json::{Value, json};

@@ -4,9 +4,7 @@
 //! boundary (eGFR 29 / 30, 19 / 20 weeks, age 64 / 65, active / stopped anticoagulant), each
 //! naming its source; every row goes through the real server.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lbp_cds::content::Content;
 use serde_json::json;
 
@@ -120,10 +118,10 @@ impl Factors for Scenario {
         )
     }
     fn active_medication(self, rxnorm: &str, text: &str, days_ago: i64) -> Scenario {
-        self.medication(rxnorm, text, json!({"authoredOn": common::days_ago(days_ago)}))
+        self.medication(rxnorm, text, json!({"authoredOn": crate::common::days_ago(days_ago)}))
     }
     fn stopped_medication(self, rxnorm: &str, text: &str, days_ago: i64) -> Scenario {
-        self.medication(rxnorm, text, json!({"status": "stopped", "authoredOn": common::days_ago(days_ago)}))
+        self.medication(rxnorm, text, json!({"status": "stopped", "authoredOn": crate::common::days_ago(days_ago)}))
     }
 }
 

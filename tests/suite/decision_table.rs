@@ -1,9 +1,7 @@
 //! Decision tables for the clinical rules: one row per branch, each naming the guideline it
 //! follows. Every row goes through the real server over HTTP.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 struct Row {

@@ -4,14 +4,11 @@
 //! `scripts/test` starts). With `LBP_CDS_REQUIRE_POSTGRES=1` a missing cluster fails the
 //! PostgreSQL tests; without it they say they were skipped.
 
-mod common;
-mod databases;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TODAY, TestApp};
-use databases::Db;
+use crate::common::{TODAY, TestApp};
+use crate::databases::Db;
 use lbp_cds::config::Settings;
 use lbp_cds::storage::{FeedbackRecord, IssuedCard, Offer, OfferKind, Store};
 use serde_json::{Value, json};
@@ -33,7 +30,7 @@ fn imaging_request(hook_instance: &str) -> Value {
 }
 
 fn card_of<'a>(response: &'a Value, card_type: &str) -> &'a Value {
-    common::card(response, card_type)
+    crate::common::card(response, card_type)
 }
 
 fn now_rfc3339() -> String {
@@ -115,10 +112,10 @@ async fn feedback_round_trip(db: Db) {
     let request = imaging_request("x");
     let patient_id = request["context"]["patientId"].as_str().unwrap();
     assert_eq!(id_form, "hmac-sha256");
-    assert_eq!(patient, lbp_cds::audit::keyed_hash(databases::KEY, patient_id));
+    assert_eq!(patient, lbp_cds::audit::keyed_hash(crate::databases::KEY, patient_id));
     assert_ne!(patient, patient_id);
     if let Some(user_id) = request["context"]["userId"].as_str() {
-        assert_eq!(user, lbp_cds::audit::keyed_hash(databases::KEY, user_id));
+        assert_eq!(user, lbp_cds::audit::keyed_hash(crate::databases::KEY, user_id));
     }
     app.stop().await;
 }

@@ -3,9 +3,7 @@
 //! with a caution, on any hook. (A simulated-cohort run will do the same once `lbp-cds cohort`
 //! exists.)
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lbp_cds::content::Content;
 use lbp_cds::evaluate::{Options, evaluate_body};
 use proptest::prelude::*;

@@ -1,9 +1,7 @@
 //! Property tests: arbitrary JSON and arbitrary FHIR-shaped resources never make the request
 //! parser or the assessment panic, and a well-formed request always gets a well-formed answer.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lbp_cds::content::Content;
 use lbp_cds::evaluate::{EvaluateError, Options, evaluate_body};
 use proptest::prelude::*;

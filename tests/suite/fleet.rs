@@ -1,8 +1,8 @@
 //! The service as a fleet: real `lbp-cds serve` processes sharing a real Redis
-//! (`redis-server`), behind a real load balancer (HAProxy), stopped with real signals.
-//! `scripts/test` installs redis-server and haproxy (Debian packages) when they are missing.
-
-mod common;
+//! (`redis-server`) and a real PostgreSQL, behind a real load balancer (HAProxy), stopped with
+//! real signals. `scripts/test` installs redis-server and haproxy (Debian packages) when they are
+//! missing and starts a throwaway PostgreSQL cluster (`LBP_CDS_TEST_POSTGRES_URL`); without it the
+//! PostgreSQL tests say they were skipped (and fail with `LBP_CDS_REQUIRE_POSTGRES=1`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
+use crate::databases::{self, Db};
 use lbp_cds::auth::keys::{KeyPair, client_claims};
+use lbp_cds::storage::Store;
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://ehr.example.org";
@@ -100,18 +102,26 @@ impl Drop for Redis {
     }
 }
 
-/// One `lbp-cds serve` process; its log (stderr) is collected; killed on drop.
+/// One `lbp-cds serve` process; its log (stderr) is collected; killed on drop. Without a
+/// `--database-url` among its arguments it gets a SQLite file of its own in a temporary directory.
 struct Replica {
     child: Child,
     address: SocketAddr,
     log: Arc<Mutex<String>>,
+    own_database: Option<PathBuf>,
 }
 
 impl Replica {
     fn start(args: &[String]) -> Replica {
+        let own_database = (!args.iter().any(|a| a == "--database-url")).then(tempdir);
+        let database_args: Vec<String> = match &own_database {
+            Some(dir) => vec!["--database-url".into(), format!("sqlite://{}", dir.join("replica.db").display())],
+            None => Vec::new(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
             .args(["serve", "--listen", "127.0.0.1:0", "--today", "2026-03-02"])
             .args(args)
+            .args(database_args)
             .env("LBP_CDS_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -138,7 +148,7 @@ impl Replica {
                 panic!("the replica did not start: {}", log.lock().unwrap());
             }
         };
-        Replica { child, address, log }
+        Replica { child, address, log, own_database }
     }
 
     fn url(&self, path: &str) -> String {
@@ -179,6 +189,9 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.own_database {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -614,5 +627,441 @@ async fn sigkill_of_one_replica_behind_a_load_balancer_and_the_other_keeps_answe
     // And afterwards, the survivor alone answers.
     for _ in 0..5 {
         assert_eq!(call(&client, &url, None).await.unwrap().0, 200);
+    }
+}
+
+// ---- One database for the fleet: feedback and the audit trail in a shared PostgreSQL ----
+
+const ORDER_SERVICE: &str = "lbp-order-select";
+
+/// The MRI order for acute low back pain (an imaging warning offering suggestions), under a fresh
+/// `hookInstance`: every call issues cards of its own (card uuids derive from it).
+fn imaging_request() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/requests/order-select-mri-acute-lbp.json");
+    let mut request: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    request["hookInstance"] = json!(uuid::Uuid::new_v4().to_string());
+    request
+}
+
+async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> Result<(u16, Value), reqwest::Error> {
+    let response = client.post(url).json(body).send().await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+}
+
+/// The imaging card of an answer: its uuid and its first suggestion's.
+fn imaging_card(response: &Value) -> (String, String) {
+    let card = card(response, "imaging-not-indicated");
+    (card["uuid"].as_str().unwrap().to_owned(), card["suggestions"][0]["uuid"].as_str().unwrap().to_owned())
+}
+
+fn accepted(card: &str, suggestion: &str) -> Value {
+    json!({"feedback": [{"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": suggestion}],
+        "outcomeTimestamp": "2026-03-02T10:15:00Z"}]})
+}
+
+/// Arguments for a replica on `db`, with the tests' id key in a file in `dir`.
+fn database_args(db: &Db, dir: &Path) -> Vec<String> {
+    let key = dir.join("id.key");
+    std::fs::write(&key, databases::KEY).unwrap();
+    vec!["--database-url".into(), db.url.clone(), "--audit-id-key-file".into(), key.display().to_string()]
+}
+
+async fn metric(client: &reqwest::Client, replica: &Replica, name: &str) -> Option<f64> {
+    let text = client.get(replica.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).map(|v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_postgres_feedback_and_audit_store() {
+    let Some(db) = Db::postgres().await else { return };
+    let dir = tempdir();
+    let args = database_args(&db, &dir);
+    let a = Replica::start(&args);
+    let b = Replica::start(&args);
+    let client = fresh_client();
+    let store = Store::open(&db.url).await.unwrap();
+
+    // Cards issued by A; feedback posted to B as soon as A has answered, when A's audit row is
+    // usually still in A's queue (its writer gathers calls for 50 ms before a commit).
+    let mut cards = Vec::new();
+    let mut pending_when_posted = 0;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let (status, response) =
+            post_json(&client, &a.url(&format!("/cds-services/{ORDER_SERVICE}")), &imaging_request()).await.unwrap();
+        assert_eq!(status, 200, "{response}");
+        let (card, suggestion) = imaging_card(&response);
+        if store.issued(&card).await.unwrap().is_none() {
+            pending_when_posted += 1;
+        }
+        let posted = Instant::now();
+        let (status, receipt) = post_json(
+            &client,
+            &b.url(&format!("/cds-services/{ORDER_SERVICE}/feedback")),
+            &accepted(&card, &suggestion),
+        )
+        .await
+        .unwrap();
+        slowest = slowest.max(posted.elapsed());
+        assert_eq!(status, 200, "{receipt}");
+        assert_eq!(receipt, json!({"stored": 1, "duplicates": 0, "flagged": 0}), "B found the card A issued: {card}");
+        cards.push(card);
+    }
+    eprintln!(
+        "shared PostgreSQL: {pending_when_posted} of 10 cards were not yet in the store when their feedback was \
+         posted to the other replica; slowest feedback answer {slowest:?}"
+    );
+    assert!(pending_when_posted > 0, "the race was exercised: feedback arrived before A's audit row");
+
+    // The feedback listing: one trusted row per card, posted to B, about a card A issued.
+    for card in &cards {
+        let rows = store.feedback_for(card).await.unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert!(rows[0].trusted(), "{:?}", rows[0].flags);
+        assert_eq!(store.audit_rows(card).await.unwrap().len(), 1, "A's audit row for {card}");
+    }
+    // A's analytics see the feedback B stored.
+    let (status, report) = get(&a.url("/analytics?from=2020-01-01&to=2100-01-01")).await;
+    assert_eq!(status, 200, "{report}");
+    let imaging =
+        report["cardTypes"].as_array().unwrap().iter().find(|c| c["cardType"] == "imaging-not-indicated").unwrap();
+    assert_eq!((imaging["shown"].as_i64(), imaging["accepted"].as_i64()), (Some(10), Some(10)), "{imaging}");
+    // And so does the report command on the same database.
+    let output = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+        .args(["report", "--database-url", &db.url, "--from", "2020-01-01", "--to", "2100-01-01"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("imaging-not-indicated: shown 10, accepted 10"), "{text}");
+
+    // A card nobody issued is still stored, flagged, after a bounded wait (2 s by default).
+    let started = Instant::now();
+    let (status, receipt) = post_json(
+        &client,
+        &b.url(&format!("/cds-services/{ORDER_SERVICE}/feedback")),
+        &accepted(&uuid::Uuid::new_v4().to_string(), "none"),
+    )
+    .await
+    .unwrap();
+    assert_eq!((status, &receipt["flagged"]), (200, &json!(1)), "{receipt}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the wait is bounded: {:?}", started.elapsed());
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_of_two_replicas_sharing_postgres_loses_no_acknowledged_feedback() {
+    let Some(db) = Db::postgres().await else { return };
+    let dir = tempdir();
+    let args = database_args(&db, &dir);
+    let mut a = Replica::start(&args);
+    let b = Replica::start(&args);
+    let balancer = LoadBalancer::start(&[a.address, b.address]);
+    let client = fresh_client();
+    let hook_url = balancer.url(&format!("/cds-services/{ORDER_SERVICE}"));
+    let feedback_url = balancer.url(&format!("/cds-services/{ORDER_SERVICE}/feedback"));
+    wait_until(Duration::from_secs(10), "the load balancer sees both replicas ready", async || {
+        post_json(&client, &hook_url, &imaging_request()).await.is_ok_and(|(status, _)| status == 200)
+    })
+    .await;
+
+    // Four callers: a hook call, then feedback on its card, again and again, through HAProxy.
+    let stop = Arc::new(AtomicBool::new(false));
+    let killed_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let (hook_url, feedback_url, stop, killed_at) =
+            (hook_url.clone(), feedback_url.clone(), stop.clone(), killed_at.clone());
+        callers.push(tokio::spawn(async move {
+            let client = fresh_client();
+            let (mut calls, mut acknowledged, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let outcome = post_json(&client, &hook_url, &imaging_request()).await;
+                let Ok((200, response)) = &outcome else {
+                    calls.push(outcome.map(|(status, _)| status).map_err(|e| e.to_string()));
+                    continue;
+                };
+                calls.push(Ok(200));
+                let (card, suggestion) = imaging_card(response);
+                let sent = Instant::now();
+                match post_json(&client, &feedback_url, &accepted(&card, &suggestion)).await {
+                    Ok((status, _)) if (200..300).contains(&status) => acknowledged.push(card),
+                    other => {
+                        let after_kill = killed_at.lock().unwrap().map(|at| sent.saturating_duration_since(at));
+                        refused.push((other.map(|(status, _)| status).map_err(|e| e.to_string()), after_kill));
+                    }
+                }
+            }
+            (calls, acknowledged, refused)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.child.kill().unwrap();
+    *killed_at.lock().unwrap() = Some(Instant::now());
+    let _ = a.child.wait();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut calls, mut acknowledged, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for caller in callers {
+        let (c, a, r) = caller.await.unwrap();
+        calls.extend(c);
+        acknowledged.extend(a);
+        refused.extend(r);
+    }
+    let failed: Vec<_> = calls.iter().filter(|c| !matches!(c, Ok(200))).collect();
+    assert!(failed.is_empty(), "every hook call through the load balancer was answered: {failed:?}");
+    // Only a post in flight when the replica died may go unacknowledged (the client retries it).
+    assert!(refused.len() <= 4, "feedback refused: {refused:?}");
+    assert!(
+        refused.iter().all(|(_, after)| after.is_none_or(|after| after < Duration::from_millis(500))),
+        "feedback sent well after the kill was acknowledged by the survivor: {refused:?}"
+    );
+    assert!(acknowledged.len() >= 20, "the load was real: {} acknowledged", acknowledged.len());
+
+    // Every acknowledged item is in the shared store.
+    let store = Store::open(&db.url).await.unwrap();
+    let mut missing = Vec::new();
+    let mut flagged = 0;
+    for card in &acknowledged {
+        let rows = store.feedback_for(card).await.unwrap();
+        if rows.is_empty() {
+            missing.push(card.clone());
+        }
+        flagged += rows.iter().filter(|r| !r.trusted()).count();
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged items are missing: {missing:?}",
+        missing.len(),
+        acknowledged.len()
+    );
+    let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM feedback")
+        .fetch_one(&mut <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    assert!(stored >= acknowledged.len() as i64, "{stored} rows for {} acknowledged items", acknowledged.len());
+    eprintln!(
+        "SIGKILL of one of two replicas on PostgreSQL: {} hook calls answered, {} feedback posts acknowledged and \
+         all {stored} stored ({flagged} flagged unknown-card: cards whose audit rows died with the replica), \
+         {} refused in flight",
+        calls.len(),
+        acknowledged.len(),
+        refused.len()
+    );
+    // The survivor keeps answering.
+    for _ in 0..5 {
+        let (status, response) = post_json(&client, &hook_url, &imaging_request()).await.unwrap();
+        assert_eq!(status, 200, "{response}");
+        let (card, suggestion) = imaging_card(&response);
+        let (status, receipt) = post_json(&client, &feedback_url, &accepted(&card, &suggestion)).await.unwrap();
+        assert_eq!((status, receipt), (200, json!({"stored": 1, "duplicates": 0, "flagged": 0})));
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PostgreSQL server of the test's own (through `scripts/test-postgres`), stopped on drop.
+struct OwnPostgres {
+    dir: PathBuf,
+}
+
+impl OwnPostgres {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-postgres")
+    }
+
+    fn start(dir: PathBuf, port: u16) -> OwnPostgres {
+        let output = Command::new(OwnPostgres::script()).arg("start").arg(&dir).arg(port.to_string()).output().unwrap();
+        assert!(output.status.success(), "PostgreSQL did not start: {}", String::from_utf8_lossy(&output.stderr));
+        OwnPostgres { dir }
+    }
+
+    fn stop(&self) {
+        let _ = Command::new(OwnPostgres::script()).arg("stop").arg(&self.dir).output();
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_waits_for_postgres_and_ready_says_when_it_is_gone() {
+    if databases::postgres_admin_url().is_none() {
+        return;
+    }
+    // PostgreSQL starts a second after the replica: the replica waits, then serves.
+    let port = free_port();
+    let cluster = tempdir().join("cluster");
+    let late = {
+        let cluster = cluster.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1000));
+            OwnPostgres::start(cluster, port)
+        })
+    };
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let started = Instant::now();
+    let replica = Replica::start(&[
+        "--database-url".into(),
+        url,
+        "--audit-plain-ids".into(),
+        "--dependency-wait-ms".into(),
+        "60000".into(),
+    ]);
+    let postgres = late.join().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900), "it served only once PostgreSQL answered");
+    replica.wait_for_log("database not reachable yet; retrying");
+    replica.wait_for_log("database ready");
+    let client = fresh_client();
+    let (status, ready) = get(&replica.url("/ready")).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["database"], json!({"kind": "postgres", "status": "ok"}));
+    assert_eq!(metric(&client, &replica, "lbp_cds_database_up").await, Some(1.0));
+
+    // PostgreSQL stops: /ready answers 503 with the reason, the log says why, the metric shows it.
+    postgres.stop();
+    let mut ready = Value::Null;
+    wait_until(Duration::from_secs(10), "/ready answers 503 once the database is gone", async || {
+        let (status, body) = get(&replica.url("/ready")).await;
+        ready = body;
+        status == 503
+    })
+    .await;
+    assert_eq!(ready["reasons"], json!(["the database does not answer"]), "{ready}");
+    assert_eq!(ready["database"]["status"], "error", "{ready}");
+    let error = ready["database"]["error"].as_str().unwrap().to_owned();
+    assert!(!error.is_empty());
+    let log = replica.wait_for_log("database check failed");
+    let line = log.lines().find(|l| l.contains("database check failed")).unwrap();
+    assert!(line.contains(&error), "the log line gives the reason `{error}`: {line}");
+    assert_eq!(metric(&client, &replica, "lbp_cds_database_up").await, Some(0.0));
+    assert!(metric(&client, &replica, "lbp_cds_database_check_failures_total").await.unwrap() >= 1.0);
+    // The process stays up (liveness): restarting it would not bring the database back.
+    assert_eq!(get(&replica.url("/health")).await.0, 200);
+
+    // PostgreSQL never comes: start-up gives up after the wait, exit code 2, the reason on stderr.
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--dependency-wait-ms", "1000", "--audit-plain-ids"])
+        .arg("--database-url")
+        .arg(format!("postgres://postgres@127.0.0.1:{}/postgres", free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot reach the database at postgres://postgres@127.0.0.1:"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(8), "bounded: {:?}", started.elapsed());
+    drop(postgres);
+    let _ = std::fs::remove_dir_all(cluster.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_rows_name_the_content_version_that_produced_the_card() {
+    let dir = tempdir();
+    let cards = dir.join("cards");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"), &cards);
+    let database = format!("sqlite://{}", dir.join("audit.db").display());
+    let replica = Replica::start(&[
+        "--content".into(),
+        cards.display().to_string(),
+        "--content-poll-ms".into(),
+        "200".into(),
+        "--database-url".into(),
+        database.clone(),
+    ]);
+    let client = fresh_client();
+    let url = replica.url(&format!("/cds-services/{ORDER_SERVICE}"));
+    let issue = async || {
+        let (status, response) = post_json(&client, &url, &imaging_request()).await.unwrap();
+        assert_eq!(status, 200, "{response}");
+        let version = response["extension"]["lbp-cds"]["contentVersion"].as_str().unwrap().to_owned();
+        (imaging_card(&response).0, version)
+    };
+    let (before, original) = issue().await;
+
+    // Content reloaded in the running server.
+    let rules = cards.join("rules.toml");
+    replace_file(&rules, &format!("{}\n# reviewed\n", std::fs::read_to_string(&rules).unwrap()));
+    wait_until(Duration::from_secs(10), "the new content is served", async || {
+        served_version(&client, &replica).await != original
+    })
+    .await;
+    let (after, reloaded) = issue().await;
+    assert_ne!(reloaded, original);
+
+    let store = Store::open(&database).await.unwrap();
+    let mut versions = Vec::new();
+    for card in [&before, &after] {
+        let mut rows = Vec::new();
+        wait_until(Duration::from_secs(5), "the audit row is written", async || {
+            rows = store.audit_rows(card).await.unwrap();
+            !rows.is_empty()
+        })
+        .await;
+        versions.push(rows[0].6.clone());
+    }
+    assert_eq!(versions, vec![original, reloaded], "each audit row names the version that produced its card");
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn sigterm_writes_the_audit_queue_out_before_exit(db: Db) {
+    let dir = tempdir();
+    let mut args = database_args(&db, &dir);
+    args.extend(["--shutdown-delay-ms".into(), "0".into()]);
+    let mut replica = Replica::start(&args);
+    let url = replica.url(&format!("/cds-services/{ORDER_SERVICE}"));
+    // Twenty calls at once; SIGTERM as soon as the last is answered, while the audit writer is
+    // still gathering the last rows (it commits every 50 ms).
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let url = url.clone();
+        calls.push(tokio::spawn(async move {
+            let (status, response) = post_json(&fresh_client(), &url, &imaging_request()).await.unwrap();
+            assert_eq!(status, 200, "{response}");
+            response["cards"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["uuid"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut issued = Vec::new();
+    for call in calls {
+        issued.extend(call.await.unwrap());
+    }
+    signal(&replica.child, "TERM");
+    assert_eq!(replica.wait_exit(Duration::from_secs(20)), Some(0), "{}", replica.log());
+    let log = replica.wait_for_log("audit trail written out");
+    let line = log.lines().find(|l| l.contains("audit trail written out")).unwrap();
+    eprintln!("SIGTERM: {line}");
+
+    let store = Store::open(&db.url).await.unwrap();
+    let mut missing = Vec::new();
+    for card in &issued {
+        if store.issued(card).await.unwrap().is_none() {
+            missing.push(card.clone());
+        }
+    }
+    assert!(missing.is_empty(), "{} of {} cards have no audit row: {missing:?}", missing.len(), issued.len());
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sigterm_writes_the_audit_queue_out_before_exit() {
+    sigterm_writes_the_audit_queue_out_before_exit(Db::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sigterm_writes_the_audit_queue_out_before_exit() {
+    if let Some(db) = Db::postgres().await {
+        sigterm_writes_the_audit_queue_out_before_exit(db).await;
     }
 }

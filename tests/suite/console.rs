@@ -3,8 +3,6 @@
 //! through chromedriver's W3C WebDriver endpoints (skipped with a reason when Chromium is not
 //! installed, unless `LBP_CDS_REQUIRE_CHROMIUM=1`).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{card_types, copy_dir};
+use crate::common::{card_types, copy_dir};
 use lbp_cds::auth::keys::KeyPair;
 use serde_json::{Value, json};
 

@@ -1,11 +1,11 @@
 //! Decision tables for recognising what EHRs actually send: SNOMED CT descendants of the low
-//! back pain concepts, and medication orders coded as RxNorm clinical or branded drugs, brand
-//! names, `medicationReference`s and local codes with text. One row per way of coding, each
-//! naming where that coding is seen; every row goes through the real server over HTTP.
+//! back pain concepts, and medication orders coded as RxNorm clinical or branded drugs and packs
+//! (SCD, SBD, GPCK, BPCK), brand names, `medicationReference`s and local codes with text. One row
+//! per way of coding, each naming where that coding is seen; every row goes through the real
+//! server over HTTP. And the drug classes themselves: each lists every ingredient of its class
+//! marketed in the US.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Row {
@@ -194,6 +194,21 @@ async fn medications_are_recognised_by_ingredient_whatever_the_coding() {
             "medicationReference": {"reference": "#m1"}
         })), &["medication-advice"]), "Opioid"),
         row("medicationReference to a contained Medication that is not there -> no card", "FHIR R4 (unresolvable reference)", draft_medication(os(45), json!({"medicationReference": {"reference": "#missing"}})), &[]),
+        // Packs (issue 11): generic (GPCK) and branded (BPCK), bare codes only the map can place.
+        saying(row("RxNorm GPCK 1740007 {2 (fentanyl 0.6 MG/ACTUAT Mucosal Spray) } Pack without text -> opioid", "RxNorm GPCK; CDC Opioid CPG IG value set (2025-02-24)", rxnorm_without_text(os(45), "1740007"), &["medication-advice"]), "Opioid"),
+        saying(row("RxNorm BPCK 1740008 [Subsys 1200 MCG] without text -> opioid", "RxNorm BPCK; CDC Opioid CPG IG value set (2025-02-24)", rxnorm_without_text(os(45), "1740008"), &["medication-advice"]), "Opioid"),
+        saying(row("RxNorm GPCK 2272621 {1 (0.1 ML) (diazepam 100 MG/ML Nasal Spray) } Pack without text -> benzodiazepine", "RxNorm GPCK; CDC benzodiazepine value set (2025-02-24)", rxnorm_without_text(os(45), "2272621"), &["medication-advice"]), "Benzodiazepine"),
+        saying(row("RxNorm BPCK 2272622 [Valtoco 10 MG Dose Kit] without text -> benzodiazepine", "RxNorm BPCK; CDC benzodiazepine value set (2025-02-24)", rxnorm_without_text(os(45), "2272622"), &["medication-advice"]), "Benzodiazepine"),
+        saying(row("medicationReference to a contained Medication coded BPCK 2272636 [Valtoco 15 MG Dose Kit] -> benzodiazepine", "FHIR R4 MedicationRequest.medicationReference; RxNorm BPCK", draft_medication(os(45), json!({
+            "contained": [{"resourceType": "Medication", "id": "kit", "code": {"coding": [{"system": RXNORM, "code": "2272636"}]}}],
+            "medicationReference": {"reference": "#kit"}
+        })), &["medication-advice"]), "Benzodiazepine"),
+        saying(row("local code with a pack's RxNorm name as text: '{2 (fentanyl 0.8 MG/ACTUAT Mucosal Spray) } Pack' -> opioid", "RxNorm GPCK name; local formulary code", local_text(os(45), "{2 (fentanyl 0.8 MG/ACTUAT Mucosal Spray) } Pack"), &["medication-advice"]), "Opioid"),
+        // The class completed with benzhydrocodone: by SBD code and by brand name.
+        saying(row("RxNorm SBD 2001364 [Apadaz] without text -> opioid (benzhydrocodone)", "RxNorm SBD; CDC Opioid CPG IG value set; OMTK MME table (ingredient 2001352)", rxnorm_without_text(os(45), "2001364"), &["medication-advice"]), "Opioid"),
+        saying(row("brand only, local code: 'APADAZ 6.12-325 MG TAB' -> opioid", "brand name (CDC value set SBD name)", local_text(os(45), "APADAZ 6.12-325 MG TAB"), &["medication-advice"]), "Opioid"),
+        saying(row("RxNorm SCD 2118728 (acetaminophen / benzhydrocodone 4.08 MG) without text -> opioid", "RxNorm SCD; CDC Opioid CPG IG value set", rxnorm_without_text(os(45), "2118728"), &["medication-advice"]), "Opioid"),
+        row("a pack of another class: BPCK 877300 [Actonel 35] (risedronate) -> no medication advice", "RxNorm BPCK; osteoporosis treatment, not an opioid, benzodiazepine or muscle relaxant", rxnorm_without_text(os(45), "877300"), &[]),
     ])
     .await;
 }
@@ -294,6 +309,16 @@ async fn a_steroid_course_ordered_by_brand_or_product_makes_the_fracture_red_fla
         ),
         ("RxNorm SCD 312617 (prednisone 5 MG) without text", pv().medication("312617", "", course.clone()), true),
         (
+            "a methylprednisolone dose pack by its RxNorm GPCK name, with a local code",
+            pv().medication("local-3", "{21 (methylprednisolone 4 MG Oral Tablet) } Pack", course.clone()),
+            true,
+        ),
+        (
+            "deflazacort (class completed for issue 11), local code with text",
+            pv().medication("local-4", "Deflazacort 6 MG Oral Tablet", course.clone()),
+            true,
+        ),
+        (
             "another drug, code unknown to the map: Lisinopril 10 mg",
             pv().medication("local-2", "Lisinopril 10 mg", course.clone()),
             false,
@@ -311,7 +336,7 @@ async fn a_steroid_course_ordered_by_brand_or_product_makes_the_fracture_red_fla
 }
 
 #[tokio::test]
-async fn an_nsaid_on_record_as_a_bare_product_code_is_seen_by_the_medication_advice() {
+async fn an_nsaid_on_record_as_a_bare_product_code_or_a_brand_is_seen_by_the_medication_advice() {
     // Naproxen sodium 220 MG (RxNorm SCD 849574, as population simulators record it) with no
     // text: only the ingredient map says it is naproxen, an NSAID already prescribed.
     let app = TestApp::spawn().await;
@@ -324,8 +349,137 @@ async fn an_nsaid_on_record_as_a_bare_product_code_is_seen_by_the_medication_adv
     let detail = card(&response, "medication-advice")["detail"].as_str().unwrap_or_default().to_owned();
     assert!(detail.contains("**An NSAID is already prescribed:** naproxen"), "{detail}");
 
+    // A brand only, under a local code: the map's brand names say it is ibuprofen.
+    let brand = Scenario::new("order-select", 45)
+        .low_back_pain(14)
+        .medication("local-9", "ADVIL 200 MG TAB", json!({"authoredOn": days_ago(20)}))
+        .medication_order("1049221", "opioid order");
+    let response = app.cards(brand.service(), &brand.body()).await;
+    let detail = card(&response, "medication-advice")["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("**An NSAID is already prescribed:** ibuprofen"), "{detail}");
+
     let without = Scenario::new("order-select", 45).low_back_pain(14).medication_order("1049221", "opioid order");
     let response = app.cards(without.service(), &without.body()).await;
     let detail = card(&response, "medication-advice")["detail"].as_str().unwrap_or_default().to_owned();
     assert!(!detail.contains("already prescribed"), "{detail}");
+}
+
+/// Every ingredient of each drug class that is marketed in the US (issue 11: "every opioid
+/// analgesic ingredient marketed in the US, every benzodiazepine, every skeletal muscle relaxant,
+/// every systemic corticosteroid"), by RxCUI and name. Ingredients whose RxCUI could not be
+/// confirmed offline (quazepam, remimazolam) are named in the class's description instead.
+#[test]
+fn every_drug_class_lists_its_us_marketed_ingredients() {
+    let content = lbp_cds::content::Content::from_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards"))
+        .expect("shipped content loads");
+    let classes: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "opioids",
+            &[
+                ("7804", "oxycodone"),
+                ("5489", "hydrocodone"),
+                ("2001352", "benzhydrocodone"),
+                ("7052", "morphine"),
+                ("3423", "hydromorphone"),
+                ("7814", "oxymorphone"),
+                ("2670", "codeine"),
+                ("23088", "dihydrocodeine"),
+                ("4337", "fentanyl"),
+                ("56795", "sufentanil"),
+                ("480", "alfentanil"),
+                ("73032", "remifentanil"),
+                ("6754", "meperidine"),
+                ("6813", "methadone"),
+                ("6378", "levorphanol"),
+                ("10689", "tramadol"),
+                ("787390", "tapentadol"),
+                ("1819", "buprenorphine"),
+                ("1841", "butorphanol"),
+                ("7238", "nalbuphine"),
+                ("8001", "pentazocine"),
+                ("7676", "opium"),
+                ("2392230", "oliceridine"),
+            ],
+        ),
+        (
+            "benzodiazepines",
+            &[
+                ("596", "alprazolam"),
+                ("2356", "chlordiazepoxide"),
+                ("21241", "clobazam"),
+                ("2598", "clonazepam"),
+                ("2617", "clorazepate"),
+                ("3322", "diazepam"),
+                ("4077", "estazolam"),
+                ("4501", "flurazepam"),
+                ("6470", "lorazepam"),
+                ("6960", "midazolam"),
+                ("7781", "oxazepam"),
+                ("10355", "temazepam"),
+                ("10767", "triazolam"),
+            ],
+        ),
+        (
+            "muscle-relaxants",
+            &[
+                ("1292", "baclofen"),
+                ("2101", "carisoprodol"),
+                ("2410", "chlorzoxazone"),
+                ("21949", "cyclobenzaprine"),
+                ("3227", "dantrolene"),
+                ("59078", "metaxalone"),
+                ("6845", "methocarbamol"),
+                ("7715", "orphenadrine"),
+                ("57258", "tizanidine"),
+            ],
+        ),
+        (
+            "systemic-corticosteroids",
+            &[
+                ("1514", "betamethasone"),
+                ("19831", "budesonide"),
+                ("2878", "cortisone"),
+                ("22396", "deflazacort"),
+                ("3264", "dexamethasone"),
+                ("5492", "hydrocortisone"),
+                ("6902", "methylprednisolone"),
+                ("8638", "prednisolone"),
+                ("8640", "prednisone"),
+                ("10759", "triamcinolone"),
+                ("2669799", "vamorolone"),
+            ],
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (class, ingredients) in classes {
+        let set = content.value_set(lbp_cds::content::ValueSetId::parse(class).expect("a value set the code reads"));
+        for (rxcui, name) in ingredients {
+            let listed = set.concepts().iter().any(|c| c.code == *rxcui && c.display == *name);
+            if !listed {
+                missing.push(format!("{class}: {name} ({rxcui})"));
+            }
+        }
+        // Every listed ingredient is one of the expected ones (a typo or a stray code shows here;
+        // fludrocortisone, a mineralocorticoid at replacement doses, is deliberately absent);
+        // levomethadyl, withdrawn from the US market, stays for old records.
+        for concept in set.concepts() {
+            if !ingredients.iter().any(|(rxcui, _)| concept.code == *rxcui) && concept.code != "237005" {
+                missing.push(format!("{class}: unexpected member {} ({})", concept.display, concept.code));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "classes incomplete:\n{}", missing.join("\n"));
+
+    // And the map places each class's packs, whatever their term type.
+    for (class, pack) in
+        [("opioids", "1740009"), ("opioids", "1740010"), ("benzodiazepines", "2272633"), ("benzodiazepines", "2272630")]
+    {
+        let bare = lbp_cds::record::Concept {
+            codes: vec![lbp_cds::record::Code { system: Some(RXNORM.into()), code: Some(pack.into()), display: None }],
+            text: None,
+        };
+        let id = lbp_cds::content::ValueSetId::parse(class).expect("a drug class");
+        let why = content.drug_in_class(id, &bare).unwrap_or_else(|| panic!("{pack} not in {class}"));
+        assert!(why.contains("PCK"), "{why}");
+    }
 }

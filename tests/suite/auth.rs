@@ -1,12 +1,10 @@
 //! Authentication of CDS clients with real signed JWTs, the fhirServer binding, and limits.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use lbp_cds::auth::keys::{KeyPair, client_claims};
 use lbp_cds::auth::{AuthConfig, Authenticator, IssuerConfig};
 use lbp_cds::config::Settings;

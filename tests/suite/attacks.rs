@@ -2,16 +2,14 @@
 //! socket, hostile JWKS and FHIR servers as real HTTP servers on loopback. Each test names the
 //! attack it repels.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use common::*;
 use lbp_cds::auth::keys::{KeyPair, client_claims, encoding_key};
 use lbp_cds::auth::{AuthConfig, Authenticator, IssuerConfig};
 use lbp_cds::config::Settings;

@@ -3,11 +3,9 @@
 //! caution, every medicines card names the caution, and patients without one get the usual
 //! advice (issue 17). The rendered texts are checked here, not the service's own summary of them.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use lbp_cds::cohort::{self, SimulatedOrder};
 use lbp_cds::content::Content;
 use lbp_cds::evaluate::{Options, evaluate_body};

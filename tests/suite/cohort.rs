@@ -3,9 +3,7 @@
 //! holds an active back-pain-looking Condition has a recognised low back pain episode, and no
 //! back-pain-looking code is left unmatched.
 
-mod common;
-
-use common::copy_dir;
+use crate::common::copy_dir;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,8 +1,6 @@
 //! Black-box tests of the HTTP service: discovery, invocation, prefetch states, and every 4xx.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lbp_cds::config::Settings;
 use serde_json::{Value, json};
 
@@ -45,7 +43,7 @@ async fn health_and_readiness() {
     let (status, ready) = app.get("/ready").await;
     assert_eq!(status, 200);
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["cardTypes"], lbp_cds::content::CARD_TYPES.len());
+    assert_eq!(ready["cardTypes"], lbp_cds::content::CardType::ALL.len());
 }
 
 #[tokio::test]

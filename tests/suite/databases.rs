@@ -26,13 +26,7 @@ impl Db {
     /// A new, empty database in the test cluster. `None` (the test says it was skipped) when no
     /// cluster is configured; a panic when `LBP_CDS_REQUIRE_POSTGRES=1` says there must be one.
     pub async fn postgres() -> Option<Db> {
-        let Ok(admin) = std::env::var("LBP_CDS_TEST_POSTGRES_URL") else {
-            if std::env::var("LBP_CDS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("LBP_CDS_REQUIRE_POSTGRES=1 but LBP_CDS_TEST_POSTGRES_URL is not set: PostgreSQL did not start");
-            }
-            eprintln!("SKIPPED: no PostgreSQL (set LBP_CDS_TEST_POSTGRES_URL, or run ./scripts/test)");
-            return None;
-        };
+        let admin = postgres_admin_url()?;
         use sqlx::Connection;
         let mut connection = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
             panic!("the test PostgreSQL cluster at LBP_CDS_TEST_POSTGRES_URL is not reachable: {e}")
@@ -48,6 +42,19 @@ impl Db {
     pub fn storage(&self) -> StorageSettings {
         StorageSettings::new(&self.url, IdForm::Keyed(KEY.into()))
     }
+}
+
+/// The test cluster's URL, with the same skip-or-fail rule as [`Db::postgres`] (for tests that
+/// start PostgreSQL servers of their own, and run only where the tests' cluster would).
+pub fn postgres_admin_url() -> Option<String> {
+    let Ok(admin) = std::env::var("LBP_CDS_TEST_POSTGRES_URL") else {
+        if std::env::var("LBP_CDS_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+            panic!("LBP_CDS_REQUIRE_POSTGRES=1 but LBP_CDS_TEST_POSTGRES_URL is not set: PostgreSQL did not start");
+        }
+        eprintln!("SKIPPED: no PostgreSQL (set LBP_CDS_TEST_POSTGRES_URL, or run ./scripts/test)");
+        return None;
+    };
+    Some(admin)
 }
 
 impl Drop for Db {

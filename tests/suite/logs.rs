@@ -1,13 +1,11 @@
 //! Reads every log line of a real run that carries JWTs and FHIR access tokens, and fails if any
 //! token (or, by default, the patient id) appears in it.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use lbp_cds::auth::keys::{KeyPair, client_claims};
 use serde_json::json;
 

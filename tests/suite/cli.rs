@@ -1,10 +1,8 @@
 //! The `lbp-cds` binary: offline evaluation and content validation.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
@@ -49,19 +47,56 @@ fn evaluate_reports_bad_input_without_panicking() {
     assert!(stderr.contains("no service") || stderr.contains("not valid JSON"), "{stderr}");
 }
 
+/// A content directory that does not match the card types' and value sets' definitions stops
+/// start-up with exit code 2, naming the file and the field (issue 10: never a panic or empty
+/// text at call time).
 #[test]
 fn invalid_content_stops_start_up_naming_file_and_field() {
-    let dir = tempdir();
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cards");
-    copy_dir(&source, &dir);
-    let rules = dir.join("rules.toml");
-    let text =
-        std::fs::read_to_string(&rules).unwrap().replace("imaging_threshold_weeks = 6", "imaging_threshold_weeks = 0");
-    std::fs::write(&rules, text).unwrap();
-    let output = binary().args(["serve", "--listen", "127.0.0.1:0", "--content"]).arg(&dir).output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("rules.toml") && stderr.contains("thresholds.imaging_threshold_weeks"), "{stderr}");
+    // (file, text to replace, replacement or None to delete the file, field the error names)
+    let cases: [(&str, &str, Option<&str>, &str); 7] = [
+        (
+            "rules.toml",
+            "imaging_threshold_weeks = 6",
+            Some("imaging_threshold_weeks = 0"),
+            "thresholds.imaging_threshold_weeks",
+        ),
+        // A placeholder the card's family does not supply.
+        ("red-flag-cancer.toml", "summary = \"", Some("summary = \"{patient_name} "), "summary"),
+        // A placeholder of another family (imaging's {modality} in a red-flag card).
+        ("red-flag-infection.toml", "summary = \"", Some("summary = \"{modality} "), "summary"),
+        // A rule naming a value set that does not exist.
+        (
+            "rules.toml",
+            "value_set = \"cauda-equina\"",
+            Some("value_set = \"cauda-equina-typo\""),
+            "red_flags[0].value_set",
+        ),
+        // A value set the code reads, removed.
+        ("valuesets/lumbar-imaging.json", "", None, "(file)"),
+        // A variant the card type does not have.
+        ("stratified-care.toml", "[variants.low]", Some("[variants.lowest]"), "variants.low"),
+        // A shared text with a placeholder it is not given.
+        ("texts.toml", "none = \"no LBP diagnosis\"", Some("none = \"{weeks}\""), "duration_short.none"),
+    ];
+    for (file, from, to, field) in cases {
+        let dir = tempdir();
+        copy_dir(&source, &dir);
+        let path = dir.join(file);
+        match to {
+            Some(to) => {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(text.contains(from), "{file} no longer contains {from}");
+                std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+            }
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+        let output = binary().args(["serve", "--listen", "127.0.0.1:0", "--content"]).arg(&dir).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(stderr.contains(file) && stderr.contains(&format!("`{field}`")), "{file} {field}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 
     let output = binary().arg("check-content").output().unwrap();
     assert!(output.status.success());
