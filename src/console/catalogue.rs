@@ -21,6 +21,8 @@ pub struct CardTypeEntry {
     pub summary_template: String,
     pub detail_template: String,
     pub variants: Vec<(String, String)>,
+    /// Caution texts (a caution id, its advice).
+    pub cautions: Vec<(String, String)>,
     pub source_label: String,
     pub source_url: Option<String>,
     pub links: Vec<(String, String)>,
@@ -265,6 +267,11 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                     .iter()
                     .map(|(key, variant)| (key.clone(), template_text(&variant.advice)))
                     .collect(),
+                cautions: card
+                    .cautions
+                    .iter()
+                    .map(|(key, caution)| (key.clone(), template_text(&caution.advice)))
+                    .collect(),
                 source_label: card.source.label.clone(),
                 source_url: card.source.url.clone(),
                 links: card.links.iter().map(|link| (link.label.clone(), link.url.clone())).collect(),
@@ -427,6 +434,8 @@ mod tests {
             imaging.thresholds.iter().any(|(name, value)| *name == "imaging_threshold_weeks" && value == "6 weeks")
         );
         assert!(!imaging.override_reasons.is_empty());
+        let medication = cards.iter().find(|c| c.id == "medication-advice").unwrap();
+        assert!(!medication.cautions.is_empty() && !medication.variants.is_empty(), "the full texts");
         for card in &cards {
             assert!(
                 !card.value_sets.is_empty() || card.id == "past-red-flags" || card.id.starts_with("red-flag-"),

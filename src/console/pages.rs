@@ -650,6 +650,14 @@ pub fn card_type(frame: &Frame<'_>, card: &CardTypeEntry) -> Html<String> {
             super::markdown::to_html(advice)
         );
     }
+    for (key, advice) in &card.cautions {
+        let _ = write!(
+            body,
+            "<h3>Caution <code>{}</code></h3><div class=\"detail\">{}</div>",
+            escape(key),
+            super::markdown::to_html(advice)
+        );
+    }
     if !card.suggestions.is_empty() {
         body.push_str("<h3>Suggestions</h3><ul>");
         for label in &card.suggestions {
