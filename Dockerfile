@@ -4,6 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src src
 COPY cards cards
+COPY fixtures/requests fixtures/requests
 COPY benches benches
 RUN cargo build --release --locked --bin lbp-cds
 

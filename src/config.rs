@@ -33,6 +33,7 @@ pub mod defaults {
     pub const FHIR_MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
     pub const FHIR_MAX_CALL_BYTES: usize = 32 * 1024 * 1024;
     pub const MAX_CALL_RESOURCES: usize = crate::record::DEFAULT_RESOURCE_LIMIT;
+    pub const CONSOLE_SESSION_MINUTES: u64 = 480;
     pub const CARD_DETAIL: &str = "brief";
 }
 
@@ -58,6 +59,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the services over a folder of patient Bundles: the alert burden and coding gaps.
     Cohort(crate::cohort::CohortArgs),
+    /// Print a stored request with its dates moved to the clinical date (`| curl --data @-`).
+    Fixture(crate::console::FixtureArgs),
     /// Clinical content tools: refresh value set expansions from a terminology server.
     #[command(subcommand)]
     Content(crate::terminology::ContentCommand),
@@ -258,7 +261,7 @@ pub struct ServeArgs {
     /// JWKS key sets with the other replicas. Without it both stay in this process (one machine).
     #[arg(long, env = "LBP_CDS_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// At start-up, how long to wait for dependencies (Redis) with retries before giving up, in
+    /// At start-up, how long to wait for dependencies (Redis, PostgreSQL) with retries before giving up, in
     /// milliseconds.
     #[arg(long, env = "LBP_CDS_DEPENDENCY_WAIT_MS", default_value_t = defaults::DEPENDENCY_WAIT_MS)]
     pub dependency_wait_ms: u64,
@@ -316,6 +319,9 @@ pub struct ServeArgs {
     /// Database, audit trail and retention.
     #[command(flatten)]
     pub storage: crate::storage::StorageArgs,
+    /// The console at `/console`.
+    #[command(flatten)]
+    pub console: crate::console::ConsoleArgs,
 }
 
 /// How cards are written (`serve` and `evaluate`).
@@ -327,7 +333,7 @@ pub struct CardArgs {
     #[arg(long, env = "LBP_CDS_CARD_DETAIL", default_value = defaults::CARD_DETAIL, value_parser = parse_card_detail)]
     pub card_detail: CardDetail,
     /// The service's public base URL, as users reach it (behind a proxy, the proxy's URL): brief
-    /// cards link to `{public-url}/console/card-types/{card-type}`. Default: `public_base_url` of
+    /// cards link to `{public-url}/console/content/cards/{card-type}`. Default: `public_base_url` of
     /// the authentication configuration; with neither, cards carry no console link.
     #[arg(long, env = "LBP_CDS_PUBLIC_URL", value_parser = parse_absolute_url)]
     pub public_url: Option<String>,
@@ -427,6 +433,8 @@ pub struct Settings {
     pub content_poll_ms: u64,
     /// `None`: the replay and key-set caches are in process.
     pub shared_cache: Option<crate::shared_cache::SharedCache>,
+    /// The console at `/console` (its token is read by `startup`).
+    pub console: crate::console::ConsoleSettings,
 }
 
 impl Default for Settings {
@@ -453,6 +461,7 @@ impl Default for Settings {
             content_dir: None,
             content_poll_ms: defaults::CONTENT_POLL_MS,
             shared_cache: None,
+            console: crate::console::ConsoleSettings::defaults(),
             // Authentication off is for local use, where FHIR servers may be plain http.
             fetch_limits: crate::fhir::FetchLimits { allow_http: true, ..crate::fhir::FetchLimits::default() },
         }
@@ -485,6 +494,10 @@ impl Settings {
             content_dir: args.content.content.clone(),
             content_poll_ms: args.content_poll_ms,
             shared_cache,
+            console: crate::console::ConsoleSettings {
+                enabled: !args.console.no_console,
+                ..crate::console::ConsoleSettings::defaults()
+            },
             max_concurrent_requests: args.max_concurrent_requests.max(1),
             fetch_limits: crate::fhir::FetchLimits {
                 budget: std::time::Duration::from_millis(args.fhir_budget_ms),

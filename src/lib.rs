@@ -11,6 +11,7 @@ pub mod cards;
 pub mod clock;
 pub mod cohort;
 pub mod config;
+pub mod console;
 pub mod content;
 pub mod evaluate;
 pub mod feedback;

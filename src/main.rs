@@ -83,6 +83,7 @@ fn main() -> ExitCode {
             Err(error) => fail(&error),
         },
         Command::Report(args) => report_command(&args),
+        Command::Fixture(args) => lbp_cds::console::fixture_command(&args),
         Command::CheckContent(args) => match args.load() {
             Ok(content) => {
                 println!(

@@ -107,6 +107,10 @@ pub struct Metrics {
     pub shared_cache_errors: Family<ReasonLabels, Counter>,
     /// 1 while `/ready` says ready.
     pub ready: Gauge,
+    /// 1 while the database answered the last readiness check.
+    pub database_up: Gauge,
+    /// Readiness checks the database failed.
+    pub database_check_failures: Counter,
 }
 
 impl Metrics {
@@ -135,6 +139,8 @@ impl Metrics {
             content_reload_failing: Gauge::default(),
             shared_cache_errors: Family::default(),
             ready: Gauge::default(),
+            database_up: Gauge::default(),
+            database_check_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_responses", "HTTP responses by endpoint and status", metrics.responses.clone());
@@ -199,6 +205,16 @@ impl Metrics {
             metrics.shared_cache_errors.clone(),
         );
         registry.register("ready", "1 while the readiness check passes", metrics.ready.clone());
+        registry.register(
+            "database_up",
+            "1 while the database answered the last readiness check",
+            metrics.database_up.clone(),
+        );
+        registry.register(
+            "database_check_failures",
+            "Readiness checks the database failed",
+            metrics.database_check_failures.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 

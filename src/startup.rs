@@ -20,7 +20,8 @@ pub enum StartupError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Auth(#[from] crate::auth::ConfigError),
-    /// A dependency (Redis) did not answer within the start-up wait.
+    /// A dependency (Redis, the database) did not answer within the start-up wait, or the
+    /// database could not be opened.
     #[error("{0}")]
     Dependency(String),
     #[error("cannot listen on {0}: {1}")]
@@ -62,20 +63,20 @@ impl Application {
             }
             None => None,
         };
-        let settings = Settings::from_args(args, auth, shared_cache);
+        let mut settings = Settings::from_args(args, auth, shared_cache);
+        settings.console = crate::console::ConsoleSettings::from_args(&args.console).map_err(StartupError::Policy)?;
         let listener = bind(args.listen).await?;
         let application = Application::build(listener, content, settings)?;
         // After the policy check: a refused start creates no database or key file.
-        let storage = crate::storage::StorageSettings::from_args(&args.storage).map_err(StartupError::Other)?;
+        let mut storage = crate::storage::StorageSettings::from_args(&args.storage).map_err(StartupError::Other)?;
+        storage.dependency_wait = Duration::from_millis(args.dependency_wait_ms);
         application.with_records(storage).await
     }
 
     /// Opens (and migrates) the database and starts the audit writer and retention job; the
     /// connection loop writes the audit queue out when it stops.
     pub async fn with_records(self, storage: crate::storage::StorageSettings) -> Result<Application, StartupError> {
-        let records = crate::records::Records::start(storage, &self.state.content.current().version)
-            .await
-            .map_err(StartupError::Other)?;
+        let records = crate::records::Records::start(storage).await.map_err(StartupError::Dependency)?;
         Ok(Application { state: self.state.with_records(records), ..self })
     }
 

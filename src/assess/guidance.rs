@@ -6,7 +6,7 @@
 use time::Date;
 
 use super::{Evidence, OrderScope, criteria, days_between, episode::Episode, red_flags::RedFlag};
-use crate::content::{CardType, CautionTrigger, Content, ValueSetId};
+use crate::content::{CardType, CautionTrigger, Content, StartBackRules, ValueSetId};
 use crate::record::{Answer, DraftOrder, PatientRecord, ResourceKind};
 
 /// A draft order a card is about.
@@ -577,14 +577,15 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
         date: Some(date),
         evidence: evidence.clone(),
     };
-    if let Some(risk) = find("risk").and_then(risk_level) {
+    let scoring = &content.rules.start_back;
+    if let Some(risk) = find("risk").and_then(|answer| risk_level(answer, scoring)) {
         let total = find("total").and_then(score);
         let distress = find("distress").and_then(score);
         return Some(result(risk, total, distress, "The recorded STarT Back risk level"));
     }
     if let (Some(total), Some(distress)) = (find("total").and_then(score), find("distress").and_then(score)) {
         return Some(result(
-            classify(total, distress),
+            classify(total, distress, scoring),
             Some(total),
             Some(distress),
             "The recorded total and distress scores",
@@ -596,7 +597,7 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
         let total = items.iter().sum();
         let distress = items.iter().skip(4).sum();
         return Some(result(
-            classify(total, distress),
+            classify(total, distress, scoring),
             Some(total),
             Some(distress),
             "The nine item answers (scored by the service)",
@@ -609,11 +610,12 @@ fn start_back(record: &PatientRecord, content: &Content, start: Date, notes: &mu
     None
 }
 
-/// STarT Back risk rule: total <= 3 low; distress >= 4 high; otherwise medium (Hill 2008).
-pub fn classify(total: u32, distress: u32) -> Risk {
-    if total <= 3 {
+/// STarT Back risk rule (Hill 2008; `rules.toml` `[start_back]`): a low total is low risk; else
+/// a high distress subscore is high risk; otherwise medium.
+pub fn classify(total: u32, distress: u32, scoring: &StartBackRules) -> Risk {
+    if total <= scoring.low_max_total {
         Risk::Low
-    } else if distress >= 4 {
+    } else if distress >= scoring.high_min_distress {
         Risk::High
     } else {
         Risk::Medium
@@ -625,14 +627,17 @@ fn score(answer: &Answer) -> Option<u32> {
     (value.is_finite() && (0.0..=9.0).contains(&value) && value.fract() == 0.0).then_some(value as u32)
 }
 
-fn risk_level(answer: &Answer) -> Option<Risk> {
+fn risk_level(answer: &Answer, scoring: &StartBackRules) -> Option<Risk> {
     if let Answer::Concept(concept) = answer {
         for code in concept.codes.iter().filter_map(|c| c.code.as_deref()) {
-            match code {
-                "LA9193-9" => return Some(Risk::High),
-                "LA8982-6" => return Some(Risk::Medium),
-                "LA9194-7" => return Some(Risk::Low),
-                _ => {}
+            for (risk, codes) in [
+                (Risk::High, &scoring.high_answers),
+                (Risk::Medium, &scoring.medium_answers),
+                (Risk::Low, &scoring.low_answers),
+            ] {
+                if codes.iter().any(|c| c == code) {
+                    return Some(risk);
+                }
             }
         }
     }
@@ -684,7 +689,10 @@ mod tests {
     use super::*;
 
     #[test]
+    /// Hill 2008, with the shipped `[start_back]` scoring: total <= 3 low, distress >= 4 high.
     fn start_back_risk_rule() {
+        let content = Content::embedded().unwrap();
+        let classify = |total, distress| classify(total, distress, &content.rules.start_back);
         assert_eq!(classify(3, 3), Risk::Low);
         assert_eq!(classify(3, 0), Risk::Low);
         assert_eq!(classify(4, 3), Risk::Medium);

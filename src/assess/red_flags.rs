@@ -159,12 +159,18 @@ fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec
             )),
         }
     }
+    let rule = &content.rules.measured.fever;
+    let (celsius, days) = (format!("{:.1}", thresholds.fever_celsius), window.to_string());
     (!evidence.is_empty()).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Infection,
         rule: "fever-observation".into(),
-        finding: format!("Fever ≥ {:.1} °C in the last {window} days", thresholds.fever_celsius),
-        guideline: "ACP/APS 2007 (Chou): fever; ACR Appropriateness Criteria, Low Back Pain, variant 7".into(),
+        finding: rule.finding.render(|name| match name {
+            "celsius" => Some(celsius.as_str()),
+            "days" => Some(days.as_str()),
+            _ => None,
+        }),
+        guideline: rule.guideline.clone(),
         evidence,
     })
 }
@@ -191,15 +197,22 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
         return None;
     }
     let loss = (first.1 - last.1) / first.1 * 100.0;
+    let rule = &content.rules.measured.weight_loss;
+    let values = [
+        ("percent", format!("{loss:.1}")),
+        ("first_kg", format!("{:.1}", first.1)),
+        ("first_date", first.0.to_string()),
+        ("last_kg", format!("{:.1}", last.1)),
+        ("last_date", last.0.to_string()),
+        ("threshold", thresholds.weight_loss_percent.to_string()),
+        ("days", window.to_string()),
+    ];
     (loss > thresholds.weight_loss_percent).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Cancer,
         rule: "weight-loss-observation".into(),
-        finding: format!(
-            "Weight loss of {loss:.1}% ({:.1} kg on {} to {:.1} kg on {}), more than {}% within {} days",
-            first.1, first.0, last.1, last.0, thresholds.weight_loss_percent, window
-        ),
-        guideline: "ACP/APS 2007 (Chou): unexplained weight loss (threshold by convention)".into(),
+        finding: rule.finding.render(|name| values.iter().find(|(key, _)| *key == name).map(|(_, v)| v.as_str())),
+        guideline: rule.guideline.clone(),
         evidence: vec![
             Evidence {
                 reference: first.2.reference.clone(),
@@ -306,16 +319,18 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
     if let Some((start, end)) = current {
         covered += days_between(start, end);
     }
+    let rule = &content.rules.measured.corticosteroids;
+    let values = [
+        ("covered", covered.to_string()),
+        ("days", thresholds.steroid_lookback_days.to_string()),
+        ("threshold", thresholds.steroid_min_days.to_string()),
+    ];
     (covered >= i64::from(thresholds.steroid_min_days)).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Fracture,
         rule: "corticosteroid-course".into(),
-        finding: format!(
-            "Systemic corticosteroids for {covered} days in the last {} days (threshold {} days)",
-            thresholds.steroid_lookback_days, thresholds.steroid_min_days
-        ),
-        guideline: "ACR Appropriateness Criteria, Low Back Pain, variant 6 (chronic steroid use); HEDIS (90 days)"
-            .into(),
+        finding: rule.finding.render(|name| values.iter().find(|(key, _)| *key == name).map(|(_, v)| v.as_str())),
+        guideline: rule.guideline.clone(),
         evidence,
     })
 }

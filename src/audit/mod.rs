@@ -7,6 +7,7 @@
 //! written out before the process exits.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,8 @@ pub struct AuditTrail {
     sender: mpsc::Sender<Message>,
     capacity: usize,
     id_form: IdForm,
-    content_version: Arc<str>,
+    /// Rows queued and not yet committed (or given up on).
+    unwritten: Arc<AtomicUsize>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
     last_drop_warning: Arc<Mutex<Option<Instant>>>,
 }
@@ -57,20 +59,15 @@ impl std::fmt::Debug for AuditTrail {
 
 impl AuditTrail {
     /// Starts the writer task (on the current runtime).
-    pub fn start(
-        store: Store,
-        capacity: usize,
-        batch_size: usize,
-        id_form: IdForm,
-        content_version: &str,
-    ) -> AuditTrail {
+    pub fn start(store: Store, capacity: usize, batch_size: usize, id_form: IdForm) -> AuditTrail {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        let writer = tokio::spawn(write_batches(store, receiver, batch_size.max(1)));
+        let unwritten = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(write_batches(store, receiver, batch_size.max(1), unwritten.clone()));
         AuditTrail {
             sender,
             capacity: capacity.max(1),
             id_form,
-            content_version: content_version.into(),
+            unwritten,
             writer: Arc::new(Mutex::new(Some(writer))),
             last_drop_warning: Arc::new(Mutex::new(None)),
         }
@@ -84,10 +81,17 @@ impl AuditTrail {
             return;
         }
         let rows = cards.len() as u64;
+        self.unwritten.fetch_add(cards.len(), Ordering::SeqCst);
         match self.sender.try_send(Message::Cards(cards)) {
             Ok(()) => self.update_depth(),
-            Err(mpsc::error::TrySendError::Full(_)) => self.dropped(rows, "the audit queue is full"),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.dropped(rows, "the audit writer has stopped"),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.unwritten.fetch_sub(rows as usize, Ordering::SeqCst);
+                self.dropped(rows, "the audit queue is full");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.unwritten.fetch_sub(rows as usize, Ordering::SeqCst);
+                self.dropped(rows, "the audit writer has stopped");
+            }
         }
     }
 
@@ -102,13 +106,14 @@ impl AuditTrail {
 
     /// Writes out the queue and stops the writer (on shutdown, once no call is in flight).
     pub async fn close(&self) {
+        let unwritten_rows = self.unwritten.load(Ordering::SeqCst);
         self.flush().await;
         let writer = self.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(writer) = writer {
             writer.abort();
             let _ = writer.await;
         }
-        tracing::info!("audit trail written out");
+        tracing::info!(unwritten_rows, "audit trail written out");
     }
 
     fn update_depth(&self) {
@@ -132,6 +137,16 @@ impl AuditTrail {
             IdForm::Keyed(_) => "hmac-sha256",
             IdForm::Plain => "plain",
         };
+        // The version of the content snapshot that rendered these cards, as the answer names it:
+        // after a reload, the new one (the call kept one snapshot from start to end).
+        let content_version = outcome
+            .response
+            .extension
+            .get(crate::cards::EXTENSION_KEY)
+            .and_then(|report| report.get("contentVersion"))
+            .and_then(|version| version.as_str())
+            .unwrap_or("unknown")
+            .to_owned();
         outcome
             .response
             .cards
@@ -158,7 +173,7 @@ impl AuditTrail {
                     hook: call.hook.clone(),
                     hook_instance: call.hook_instance.clone(),
                     issued_at,
-                    content_version: self.content_version.to_string(),
+                    content_version: content_version.clone(),
                     rule_ids,
                     evidence,
                     patient: patient.clone(),
@@ -242,7 +257,12 @@ const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 /// The writer: batches of calls, one transaction each. A failed batch is retried twice, then
 /// counted as dropped and logged; the writer never stops on a database error.
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Message>, batch_size: usize) {
+async fn write_batches(
+    store: Store,
+    mut receiver: mpsc::Receiver<Message>,
+    batch_size: usize,
+    unwritten: Arc<AtomicUsize>,
+) {
     let mut batch = Vec::with_capacity(batch_size);
     loop {
         let received = receiver.recv_many(&mut batch, batch_size).await;
@@ -271,6 +291,7 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Message>, batc
         }
         if !cards.is_empty() {
             write_with_retry(&store, &cards).await;
+            unwritten.fetch_sub(cards.len(), Ordering::SeqCst);
         }
         metrics::get().audit_queue_depth.set(receiver.len() as i64);
         for done in flushes {

@@ -32,7 +32,7 @@ pub const CARD_TYPE_SYSTEM: &str = "urn:lbp-cds:card-type";
 pub const EXTENSION_KEY: &str = "lbp-cds";
 const SUMMARY_LIMIT: usize = 139;
 /// The console's page for a card type, under the public URL (`{base}{CONSOLE_CARD_TYPE}{type}`).
-const CONSOLE_CARD_TYPE: &str = "/console/card-types/";
+const CONSOLE_CARD_TYPE: &str = "/console/content/cards/";
 /// Card uuids are derived from the hook instance, so a repeated call (clients re-fire hooks)
 /// returns the same uuids and feedback matches either answer.
 const UUID_NAMESPACE: Uuid = Uuid::from_u128(0x6c62_702d_6364_7300_8000_0000_0000_0001);
@@ -49,7 +49,7 @@ pub struct RenderContext<'a> {
     pub start_back_app_url: Option<String>,
     /// Brief (the default) or full `detail`.
     pub detail: CardDetail,
-    /// The service's public base URL: brief cards link to `{base}/console/card-types/{type}`.
+    /// The service's public base URL: brief cards link to `{base}/console/content/cards/{type}`.
     /// Without it there is no console link (card links must be absolute).
     pub public_url: Option<String>,
 }

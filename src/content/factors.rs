@@ -173,15 +173,16 @@ struct WireFactors {
 #[derive(Debug, Clone)]
 pub struct Factors {
     pub thresholds: FactorThresholds,
-    pub cautions: BTreeMap<CautionKind, CautionText>,
+    /// One per kind, in [`CautionKind::ALL`] order (see [`Factors::caution`]).
+    cautions: Vec<CautionText>,
     pub condition_rules: Vec<ConditionRule>,
     pub text: FactorTexts,
 }
 
 impl Factors {
+    /// The text of a kind of caution (present by construction: load requires every kind).
     pub fn caution(&self, kind: CautionKind) -> &CautionText {
-        // Every kind is checked at load.
-        self.cautions.get(&kind).unwrap_or_else(|| panic!("caution {} was validated at load", kind.key()))
+        &self.cautions[kind as usize]
     }
 }
 
@@ -260,7 +261,9 @@ pub(super) fn parse(text: &str, value_sets: &ValueSets) -> Result<Factors, Conte
         allergies_missing: w.allergies_missing,
         age_unknown: w.age_unknown,
     };
-    Ok(Factors { thresholds: wire.thresholds, cautions: wire.cautions, condition_rules, text })
+    let mut texts = wire.cautions;
+    let cautions = CautionKind::ALL.iter().filter_map(|kind| texts.remove(kind)).collect();
+    Ok(Factors { thresholds: wire.thresholds, cautions, condition_rules, text })
 }
 
 #[cfg(test)]

@@ -48,6 +48,11 @@ pub struct DrugMap {
     brands: Vec<Brand>,
     /// When the map was made (`timestamp`), for `content expand`'s report.
     pub timestamp: Option<String>,
+    /// The RxNorm release a terminology server reported when it refreshed the map.
+    pub rxnorm_version: Option<String>,
+    /// The drug-class value sets (of RxNorm ingredients) whose products the map holds: what
+    /// `content expand` walks from when it refreshes the map.
+    pub classes: Vec<String>,
 }
 
 impl DrugMap {
@@ -117,10 +122,30 @@ impl DrugMap {
             .map(|member| format!("ingredient “{}” in the order text", member.display))
     }
 
-    pub(super) fn parse(text: &str) -> Result<DrugMap, ContentError> {
+    /// Checks that every class the map names is a loaded value set.
+    pub fn check_classes(&self, is_value_set: impl Fn(&str) -> bool) -> Result<(), ContentError> {
+        match self.classes.iter().enumerate().find(|(_, class)| !is_value_set(class)) {
+            Some((index, class)) => Err(ContentError::new(
+                FILE,
+                format!("classes[{index}]"),
+                format!("`{class}` is not a value set of valuesets/"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<DrugMap, ContentError> {
         let wire: WireMap = serde_json::from_str(text)
             .map_err(|e| ContentError::new(FILE, "(file)", format!("not a valid ingredient map: {e}")))?;
-        let mut map = DrugMap { timestamp: wire.timestamp, ..DrugMap::default() };
+        if let Some(index) = wire.classes.iter().position(|c| c.trim().is_empty()) {
+            return Err(ContentError::new(FILE, format!("classes[{index}]"), "must name a value set"));
+        }
+        let mut map = DrugMap {
+            timestamp: wire.timestamp,
+            rxnorm_version: wire.rxnorm_version,
+            classes: wire.classes,
+            ..DrugMap::default()
+        };
         for (index, product) in wire.products.into_iter().enumerate() {
             let field = |name: &str| format!("products[{index}].{name}");
             if product.rxcui.is_empty() || !product.rxcui.chars().all(|c| c.is_ascii_digit()) {
@@ -204,6 +229,10 @@ fn contains_run(words: &[String], run: &[String]) -> bool {
 struct WireMap {
     #[serde(default)]
     timestamp: Option<String>,
+    #[serde(default, rename = "rxnormVersion")]
+    rxnorm_version: Option<String>,
+    #[serde(default)]
+    classes: Vec<String>,
     #[serde(default)]
     products: Vec<WireProduct>,
     #[serde(default)]
@@ -258,6 +287,28 @@ mod tests {
         assert_eq!(found, ["161", "2670"]);
         // "Tylenol" alone is not the codeine brand.
         assert!(map.ingredients(&concept(None, "Tylenol 500 mg")).is_empty());
+    }
+
+    #[test]
+    fn a_class_that_is_not_a_value_set_is_refused_naming_the_field() {
+        let map = DrugMap::parse(r#"{"classes": ["opioids", "opiods"], "products": [], "brands": []}"#).unwrap();
+        let error = map.check_classes(|id| id == "opioids").unwrap_err();
+        assert_eq!((error.file.as_str(), error.field.as_str()), (FILE, "classes[1]"));
+        assert!(map.check_classes(|id| id.starts_with("opi")).is_ok());
+        let error = DrugMap::parse(r#"{"classes": [" "]}"#).unwrap_err();
+        assert_eq!(error.field, "classes[0]");
+    }
+
+    #[test]
+    fn packs_resolve_to_the_ingredients_of_their_drugs() {
+        let map = DrugMap::parse(
+            r#"{"products":[{"rxcui":"2272622","tty":"BPCK","name":"{1 (0.1 ML) (diazepam 100 MG/ML Nasal Spray [Valtoco]) } Pack [Valtoco 10 MG Dose Kit]","ingredients":["3322"],"confirmation":"S"}]}"#,
+        )
+        .unwrap();
+        let found = map.ingredients(&concept(Some("2272622"), ""));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rxcui, "3322");
+        assert!(found[0].how.contains("BPCK"), "{}", found[0].how);
     }
 
     #[test]

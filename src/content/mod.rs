@@ -25,12 +25,12 @@ pub use cards::{
     ActionKind, ActionTemplate, CardDetail, CardTemplate, LinkText, OverrideReason, Referral, SourceText,
     SuggestionTemplate, VariantTemplate,
 };
-pub use medications::{Brand, DrugMap, FoundIngredient, Product, RXNORM};
+pub use medications::{Brand, DrugMap, FILE as DRUG_MAP_FILE, FoundIngredient, Product, RXNORM};
 pub use registry::{CardType, DRUG_CLASSES, Family, ValueSetId};
 pub use rules::{
     AcrRating, AdviceRules, AdviceSuppression, CautionRule, CautionTrigger, CorticosteroidRoutes, Criterion, Imaging,
-    ImagingText, ImagingVariant, Lookback, MAX_WINDOW_DAYS, RedFlagCategory, RedFlagRule, Rules, Thresholds,
-    caution_card_type,
+    ImagingText, ImagingVariant, Lookback, MAX_WINDOW_DAYS, Measured, MeasuredRule, RedFlagCategory, RedFlagRule,
+    Rules, StartBackRules, Thresholds, caution_card_type,
 };
 pub use services::{PrefetchKey, PrefetchTemplate, PrefetchToken, ServiceDefinition};
 pub use template::Template;
@@ -119,6 +119,7 @@ impl Content {
             cards.push(cards::parse(&name, *card_type, file(&name)?, &referrals)?);
         }
         let drugs = DrugMap::parse(file(medications::FILE)?)?;
+        drugs.check_classes(|id| value_sets.named(id).is_some())?;
         let texts = texts::parse(file(texts::FILE)?)?;
         validate_cautions(&rules, &cards)?;
         Ok(Content { rules, prefetch, services, referrals, cards, value_sets, factors, drugs, texts, version })

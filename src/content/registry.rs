@@ -245,6 +245,20 @@ mod tests {
         assert_eq!(CardType::parse("no-such-card"), None);
     }
 
+    /// `Content::card`, `ValueSets::get` and `Factors::caution` index by discriminant.
+    #[test]
+    fn discriminants_follow_the_all_lists() {
+        for (index, card_type) in CardType::ALL.iter().enumerate() {
+            assert_eq!(*card_type as usize, index);
+        }
+        for (index, id) in ValueSetId::ALL.iter().enumerate() {
+            assert_eq!(*id as usize, index);
+        }
+        for (index, kind) in crate::content::factors::CautionKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, index);
+        }
+    }
+
     #[test]
     fn every_placeholder_has_a_value() {
         let values = ImagingValues { acr_variant: "variant 1".into(), ..Default::default() };

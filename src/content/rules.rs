@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::load::parse_toml;
 use super::registry::{CardType, DRUG_CLASSES, ValueSetId};
-use super::{ContentError, Modality, SetRef, ValueSets};
+use super::{ContentError, Modality, SetRef, Template, ValueSets};
 use crate::record::ResourceKind;
 
 /// The red-flag categories; each has its own card type and ACR variant.
@@ -334,6 +334,50 @@ pub struct Imaging {
     pub auc_url: String,
 }
 
+/// `[measured.<rule>]`: the finding and guideline of a red flag measured from observations or a
+/// medication course (its thresholds are in `[thresholds]`).
+#[derive(Debug, Clone)]
+pub struct MeasuredRule {
+    pub finding: Template,
+    pub guideline: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub fever: MeasuredRule,
+    pub weight_loss: MeasuredRule,
+    pub corticosteroids: MeasuredRule,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireMeasuredRule {
+    finding: String,
+    guideline: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct WireMeasured {
+    fever_observation: WireMeasuredRule,
+    weight_loss_observation: WireMeasuredRule,
+    corticosteroid_course: WireMeasuredRule,
+}
+
+/// `[start_back]`: STarT Back Screening Tool scoring (Hill 2008) and the answer codes of a
+/// recorded risk level.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBackRules {
+    /// A total (0-9) of at most this is low risk.
+    pub low_max_total: u32,
+    /// Otherwise a distress subscore (0-5) of at least this is high risk; else medium.
+    pub high_min_distress: u32,
+    pub low_answers: Vec<String>,
+    pub medium_answers: Vec<String>,
+    pub high_answers: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub thresholds: Thresholds,
@@ -343,6 +387,8 @@ pub struct Rules {
     pub advice: AdviceRules,
     pub corticosteroids: CorticosteroidRoutes,
     pub imaging: Imaging,
+    pub measured: Measured,
+    pub start_back: StartBackRules,
     /// Words that identify TENS, therapeutic ultrasound or traction orders by text.
     pub passive_modality_text: BTreeMap<String, Vec<String>>,
 }
@@ -357,6 +403,8 @@ struct WireRules {
     advice: AdviceRules,
     corticosteroids: CorticosteroidRoutes,
     imaging: Imaging,
+    measured: WireMeasured,
+    start_back: StartBackRules,
     passive_modality_text: BTreeMap<String, Vec<String>>,
 }
 
@@ -595,7 +643,38 @@ pub(super) fn parse(text: &str, value_sets: &ValueSets) -> Result<Rules, Content
             "chronic_weeks, continue_therapy_min_gap_days and reassess_ask_window_days must be greater than zero",
         ));
     }
+    let measured_rule = |key: &str, wire: WireMeasuredRule, allowed: &[&str]| {
+        if wire.guideline.trim().is_empty() {
+            return Err(ContentError::new(FILE, format!("measured.{key}.guideline"), "must not be empty"));
+        }
+        Ok(MeasuredRule {
+            finding: Template::parse(FILE, &format!("measured.{key}.finding"), &wire.finding, allowed)?,
+            guideline: wire.guideline,
+        })
+    };
+    let measured = Measured {
+        fever: measured_rule("fever-observation", wire.measured.fever_observation, &["celsius", "days"])?,
+        weight_loss: measured_rule(
+            "weight-loss-observation",
+            wire.measured.weight_loss_observation,
+            &["percent", "first_kg", "first_date", "last_kg", "last_date", "threshold", "days"],
+        )?,
+        corticosteroids: measured_rule(
+            "corticosteroid-course",
+            wire.measured.corticosteroid_course,
+            &["covered", "days", "threshold"],
+        )?,
+    };
+    let start_back = wire.start_back;
+    if start_back.low_max_total > 9 {
+        return Err(ContentError::new(FILE, "start_back.low_max_total", "must be a total score (0-9)"));
+    }
+    if !(1..=5).contains(&start_back.high_min_distress) {
+        return Err(ContentError::new(FILE, "start_back.high_min_distress", "must be a distress subscore (1-5)"));
+    }
     Ok(Rules {
+        measured,
+        start_back,
         thresholds: wire.thresholds,
         red_flags,
         advice_suppressions,

@@ -3,6 +3,8 @@
 //! service never issued, or to a suggestion or override reason the card did not offer, is still
 //! stored (it says something about the client) but flagged and left out of the analytics.
 
+use std::time::{Duration, Instant};
+
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -10,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::audit::AuditTrail;
 use crate::metrics;
-use crate::storage::{FeedbackRecord, StorageError, Store};
+use crate::storage::{FeedbackRecord, Issued, StorageError, Store};
 
 /// Longest accepted card uuid, suggestion id, reason code or system (ours are 36 characters).
 const MAX_ID_CHARS: usize = 256;
@@ -228,27 +230,41 @@ pub struct Receipt {
 
 /// Checks each item against what was issued and writes them all in one transaction. Returns
 /// once the rows are committed.
+///
+/// Feedback can follow the hook answer within milliseconds, before the card's audit row is
+/// committed: the row waits in an audit queue (this replica's, or with PostgreSQL another
+/// replica's) for up to the writer's 50 ms gathering window and its commit. A card not found is
+/// therefore looked for again after this replica's queue is written out; with a database shared
+/// by replicas (PostgreSQL) the post then waits, at most `card_wait` once per post, for the other
+/// replicas' writers, polling every 50 ms. Past that the item is stored flagged `unknown-card`
+/// (kept, never lost, but left out of the analytics): the card's row was dropped (a full queue,
+/// a replica killed before its writer committed) or the card was never issued here.
 pub async fn record(
     store: &Store,
     audit: Option<&AuditTrail>,
+    card_wait: Duration,
     service: &str,
     client: &str,
     items: Vec<Item>,
 ) -> Result<Receipt, StorageError> {
     let received_at = crate::audit::now_ms();
-    let mut flushed = false;
-    let mut records = Vec::with_capacity(items.len());
-    for item in items {
-        let mut issued = store.issued(&item.card).await?;
-        if issued.is_none() && !flushed {
-            // The card's audit row may still be in the queue (feedback can follow the hook call
-            // within milliseconds): write the queue out once, then look again.
-            if let Some(audit) = audit {
-                audit.flush().await;
-                flushed = true;
-                issued = store.issued(&item.card).await?;
-            }
+    let mut issued = Vec::with_capacity(items.len());
+    for item in &items {
+        issued.push(store.issued(&item.card).await?);
+    }
+    if issued.iter().any(Option::is_none) {
+        if let Some(audit) = audit {
+            audit.flush().await;
         }
+        let shared = store.backend() == "postgres";
+        let deadline = Instant::now() + if shared { card_wait } else { Duration::ZERO };
+        while Instant::now() < deadline && !look_again(store, &items, &mut issued, true).await? {
+            tokio::time::sleep(CARD_POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        look_again(store, &items, &mut issued, false).await?;
+    }
+    let mut records = Vec::with_capacity(items.len());
+    for (item, issued) in items.into_iter().zip(issued) {
         let mut flags = Vec::new();
         let suggestions: Vec<(String, bool)> = match &issued {
             None => {
@@ -310,6 +326,32 @@ pub async fn record(
         );
     }
     Ok(Receipt { stored: written.stored, duplicates: written.duplicates, flagged })
+}
+
+/// How often a post waiting for another replica's audit row looks again.
+const CARD_POLL: Duration = Duration::from_millis(50);
+
+/// Looks again for the cards not found yet; true once all are found. `first_missing`: stop at
+/// the first card still missing (while waiting, a round costs one query, not one per item).
+async fn look_again(
+    store: &Store,
+    items: &[Item],
+    issued: &mut [Option<Issued>],
+    first_missing: bool,
+) -> Result<bool, StorageError> {
+    let mut all = true;
+    for (item, found) in items.iter().zip(issued.iter_mut()) {
+        if found.is_none() {
+            *found = store.issued(&item.card).await?;
+            if found.is_none() {
+                all = false;
+                if first_missing {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(all)
 }
 
 fn outcome_label(outcome: &str) -> &'static str {

@@ -26,7 +26,8 @@ pub async fn receive(
         state.records.as_ref().ok_or_else(|| ApiError::Unavailable("feedback storage is not configured".into()))?;
     let items = feedback::parse(&body, records.settings.feedback_max_items).map_err(ApiError::BadRequest)?;
     let issuer = client.map(|c| c.0.issuer).unwrap_or_default();
-    let receipt = feedback::record(&records.store, records.audit.as_ref(), &service.id, &issuer, items)
+    let wait = records.settings.feedback_card_wait;
+    let receipt = feedback::record(&records.store, records.audit.as_ref(), wait, &service.id, &issuer, items)
         .await
         .map_err(|error| ApiError::Unavailable(format!("feedback could not be stored ({error}); retry")))?;
     tracing::info!(

@@ -17,10 +17,11 @@ pub async fn health() -> Json<Value> {
 }
 
 /// Readiness: 200 when this replica should get traffic, 503 with the reasons when not: it is
-/// stopping (SIGTERM), or the shared cache does not answer (every authenticated call would be
-/// refused). Content is always usable once started (a refused change keeps the old content, so
-/// it is reported under `content.rejectedChange` without taking the replica, or the whole fleet,
-/// out of service).
+/// stopping (SIGTERM), the shared cache does not answer (every authenticated call would be
+/// refused), or the database does not answer `SELECT 1` within a second (checked at most once a
+/// second; feedback would be refused and audit rows dropped). Content is always usable once
+/// started (a refused change keeps the old content, so it is reported under
+/// `content.rejectedChange` without taking the replica, or the whole fleet, out of service).
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut reasons: Vec<String> = Vec::new();
     if state.stopping.load(Ordering::SeqCst) {
@@ -36,6 +37,16 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             }
         },
     };
+    let database = match &state.records {
+        None => json!({"status": "not configured"}),
+        Some(records) => match records.check_database().await {
+            Ok(()) => json!({"kind": records.store.backend(), "status": "ok"}),
+            Err(error) => {
+                reasons.push("the database does not answer".into());
+                json!({"kind": records.store.backend(), "status": "error", "error": error})
+            }
+        },
+    };
     let content = state.content.current();
     let mut body = json!({
         "status": if reasons.is_empty() { "ready" } else { "not ready" },
@@ -44,6 +55,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "valueSets": content.value_sets.len(),
         "content": state.content.status(),
         "cache": cache,
+        "database": database,
     });
     metrics::get().ready.set(i64::from(reasons.is_empty()));
     if reasons.is_empty() {

@@ -4,9 +4,9 @@
 
 mod analytics;
 pub mod error;
-mod feedback;
+pub(crate) mod feedback;
 mod health;
-mod services;
+pub(crate) mod services;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics_text))
+        .merge(crate::console::router(&state))
         .fallback(not_found)
         .with_state(state)
         // Our own limit replaces axum's 2 MB default, so the size is one setting.
@@ -163,6 +164,7 @@ async fn count_responses(State(live): State<Arc<LiveContent>>, request: Request,
         Some("/health") => "health",
         Some("/ready") => "ready",
         Some("/metrics") => "metrics",
+        Some(path) if path.starts_with("/console") => "console",
         _ => "other",
     };
     let service = match endpoint {

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
 
 pub use settings::{StorageArgs, StorageSettings};
 
@@ -30,6 +31,9 @@ pub enum StorageError {
     UnsupportedUrl(String),
     #[error("cannot open the database: {0}")]
     Open(sqlx::Error),
+    /// PostgreSQL did not answer within the start-up wait.
+    #[error("cannot reach the database at {shown} after {attempts} attempts: {error}")]
+    Unreachable { shown: String, attempts: u32, error: String },
     #[error("cannot apply the database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -217,6 +221,14 @@ const CARDS_IN_RANGE: &str = "SELECT card_uuid, MIN(card_type) AS card_type FROM
 impl Store {
     /// Opens (SQLite: creates) the database and applies the migrations it has not seen.
     pub async fn open(url: &str) -> Result<Store, StorageError> {
+        Store::open_waiting(url, Duration::ZERO).await
+    }
+
+    /// As [`Store::open`], waiting up to `wait` for a PostgreSQL server that does not answer yet
+    /// (a fleet's replicas may start before their database): one attempt, then retries with pauses
+    /// growing from 100 ms to 2 s, each logged with its reason. An error the server itself gives
+    /// (wrong password, no such database) ends the wait at once: waiting would not change it.
+    pub async fn open_waiting(url: &str, wait: Duration) -> Result<Store, StorageError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(StorageError::Open)?
@@ -234,10 +246,12 @@ impl Store {
                 .map_err(StorageError::Open)?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(StorageError::Open)?;
+            wait_for_postgres(&options, &shown_url(url), wait).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
+                .connect_with(options)
                 .await
                 .map_err(StorageError::Open)?;
             Pool::Postgres(pool)
@@ -248,6 +262,34 @@ impl Store {
         let migrator = Migrator::new(Embedded).await?;
         on_pool!(store, pool => migrator.run(pool).await)?;
         Ok(store)
+    }
+
+    /// `SELECT 1` within `deadline` (the readiness check). When the pool cannot get a connection
+    /// in time (it retries a refused connection until its acquire timeout), one direct connection
+    /// attempt tells why.
+    pub async fn ping(&self, deadline: Duration) -> Result<(), String> {
+        let checked = tokio::time::timeout(deadline, async {
+            on_pool!(self, pool => sqlx::query("SELECT 1").persistent(false).execute(pool).await.map(|_| ()))
+        })
+        .await;
+        match checked {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => {
+                let direct = tokio::time::timeout(deadline, async {
+                    match &self.pool {
+                        Pool::Postgres(pool) => pool.connect_options().connect().await?.close().await,
+                        Pool::Sqlite(pool) => pool.connect_options().connect().await?.close().await,
+                    }
+                })
+                .await;
+                let why = match direct {
+                    Ok(Err(error)) => format!(": {error}"),
+                    _ => String::new(),
+                };
+                Err(format!("no answer within {} ms{why}", deadline.as_millis()))
+            }
+        }
     }
 
     /// `sqlite` or `postgres`.
@@ -535,6 +577,86 @@ impl Store {
     }
 }
 
+/// A PostgreSQL URL without its password, for messages.
+fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => "the configured PostgreSQL URL".into(),
+    }
+}
+
+/// Connects once to see that the server answers, retrying until `wait` is over.
+async fn wait_for_postgres(options: &PgConnectOptions, shown: &str, wait: Duration) -> Result<(), StorageError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(100);
+    let mut attempts = 1u32;
+    loop {
+        let error = match tokio::time::timeout(Duration::from_secs(3), options.connect()).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                if attempts > 1 {
+                    tracing::info!(database = %shown, attempts, "the database answers");
+                }
+                return Ok(());
+            }
+            // The server answered with a refusal that waiting does not change.
+            Ok(Err(sqlx::Error::Database(error))) if !error.is_transient_in_connect_phase() => {
+                return Err(StorageError::Open(sqlx::Error::Database(error)));
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no answer within 3 s".to_owned(),
+        };
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Err(StorageError::Unreachable { shown: shown.to_owned(), attempts, error });
+        }
+        tracing::warn!(database = %shown, attempts, %error, "database not reachable yet; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+        attempts += 1;
+    }
+}
+
 /// An audit row as read back: card type, indicator, service, hook, hookInstance, issued at,
 /// content version, rule ids (JSON), evidence (JSON), patient, user, id form.
 pub type AuditRow = (String, String, String, String, String, i64, String, String, String, String, String, String);
+
+#[cfg(test)]
+mod tests {
+    /// Start-up messages name the database without its password (or query parameters).
+    #[test]
+    fn shown_url_hides_the_password() {
+        assert_eq!(
+            super::shown_url("postgres://lbp:s3cret@db.example:5432/lbp?sslmode=require"),
+            "postgres://lbp:***@db.example:5432/lbp"
+        );
+        assert_eq!(super::shown_url("postgres://lbp@db.example/lbp"), "postgres://lbp@db.example/lbp");
+        assert!(!super::shown_url("postgres://:s3cret@[::1/lbp").contains("s3cret"));
+    }
+
+    /// Nothing answers on the port: the wait ends, bounded, naming the attempts and the reason.
+    #[tokio::test]
+    async fn an_absent_server_is_retried_until_the_wait_is_over() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let started = std::time::Instant::now();
+        let error = super::Store::open_waiting(
+            &format!("postgres://lbp:s3cret@127.0.0.1:{port}/lbp"),
+            std::time::Duration::from_millis(700),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(
+            error.starts_with(&format!("cannot reach the database at postgres://lbp:***@127.0.0.1:{port}/lbp after ")),
+            "{error}"
+        );
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(!error.contains("after 1 attempts"), "it retried: {error}");
+    }
+}

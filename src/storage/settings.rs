@@ -15,6 +15,9 @@ pub mod defaults {
     pub const RETENTION_DAYS: u32 = 2_190;
     pub const RETENTION_INTERVAL_SECONDS: u64 = 3_600;
     pub const FEEDBACK_MAX_ITEMS: usize = 1_000;
+    pub const FEEDBACK_CARD_WAIT_MS: u64 = 2_000;
+    /// Past a minute a feedback post would outlast any client's timeout.
+    pub const FEEDBACK_CARD_WAIT_MAX_MS: u64 = 60_000;
 }
 
 #[derive(Debug, Clone, Args)]
@@ -49,6 +52,11 @@ pub struct StorageArgs {
     /// How often the retention job runs, in seconds (also once at start-up).
     #[arg(long, env = "LBP_CDS_RETENTION_INTERVAL_SECONDS", default_value_t = defaults::RETENTION_INTERVAL_SECONDS)]
     pub retention_interval_seconds: u64,
+    /// With PostgreSQL (shared by replicas): how long feedback about a card not (yet) in the
+    /// audit trail waits, at most once per post, for another replica's audit writer to commit it
+    /// before the item is stored flagged `unknown-card`. 0: no wait; at most 60000.
+    #[arg(long, env = "LBP_CDS_FEEDBACK_CARD_WAIT_MS", default_value_t = defaults::FEEDBACK_CARD_WAIT_MS)]
+    pub feedback_card_wait_ms: u64,
 }
 
 /// How patient and user ids are written to the audit trail.
@@ -80,6 +88,11 @@ pub struct StorageSettings {
     pub retention: Option<Duration>,
     pub retention_interval: Duration,
     pub feedback_max_items: usize,
+    /// With PostgreSQL: how long feedback waits for another replica's audit row (see the flag).
+    pub feedback_card_wait: Duration,
+    /// How long start-up waits for a PostgreSQL server that does not answer yet
+    /// (`--dependency-wait-ms`; zero in tests that open their database themselves).
+    pub dependency_wait: Duration,
 }
 
 impl StorageSettings {
@@ -94,6 +107,8 @@ impl StorageSettings {
             retention: retention(defaults::RETENTION_DAYS),
             retention_interval: Duration::from_secs(defaults::RETENTION_INTERVAL_SECONDS),
             feedback_max_items: defaults::FEEDBACK_MAX_ITEMS,
+            feedback_card_wait: Duration::from_millis(defaults::FEEDBACK_CARD_WAIT_MS),
+            dependency_wait: Duration::ZERO,
         }
     }
 
@@ -115,12 +130,20 @@ impl StorageSettings {
             };
             IdForm::Keyed(read_or_create_key(&path, args.audit_id_key_file.is_none())?.into())
         };
+        if args.feedback_card_wait_ms > defaults::FEEDBACK_CARD_WAIT_MAX_MS {
+            return Err(format!(
+                "--feedback-card-wait-ms is {}; at most {} (a minute) is accepted",
+                args.feedback_card_wait_ms,
+                defaults::FEEDBACK_CARD_WAIT_MAX_MS
+            ));
+        }
         Ok(StorageSettings {
             audit_trail: !args.no_audit_trail,
             audit_queue_capacity: args.audit_queue_capacity.max(1),
             audit_batch_size: args.audit_batch_size.max(1),
             retention: retention(args.retention_days),
             retention_interval: Duration::from_secs(args.retention_interval_seconds.max(1)),
+            feedback_card_wait: Duration::from_millis(args.feedback_card_wait_ms),
             ..StorageSettings::new(args.database_url.clone(), id_form)
         })
     }
@@ -191,6 +214,18 @@ mod tests {
         assert_eq!(settings.retention, Some(std::time::Duration::from_secs(30 * 86_400)));
         assert!(matches!(settings.id_form, super::IdForm::Plain));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_feedback_wait_is_bounded() {
+        let cli = Cli::load_from(
+            ["lbp-cds", "serve", "--audit-plain-ids", "--feedback-card-wait-ms", "18446744073709551615"]
+                .map(OsString::from),
+        )
+        .unwrap();
+        let Command::Serve(args) = cli.command else { panic!("serve") };
+        let error = super::StorageSettings::from_args(&args.storage).unwrap_err();
+        assert!(error.contains("--feedback-card-wait-ms") && error.contains("at most 60000"), "{error}");
     }
 
     #[test]
