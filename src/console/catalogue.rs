@@ -3,9 +3,8 @@
 //! page reads content through this file only (plain structs, no `content` types), so a change in
 //! how `src/content/` holds card types touches this adapter and nothing else in the console.
 //!
-//! What `Content` does not say yet (which value sets and thresholds a non-red-flag card type
-//! uses, and one line on when it fires) is the table in [`card_facts`]; a typed card-type
-//! registry in `content` replaces it.
+//! Which value sets and thresholds a card type's logic reads come from its definition in
+//! `content::registry`; the line on when it fires from `cards/texts.toml` `[fires_when]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,68 +75,6 @@ pub struct SearchResult {
 }
 
 /// Value sets, thresholds and a line on when it fires, for card types whose rules live in Rust.
-fn card_facts(card_type: &str) -> (&'static [&'static str], &'static [&'static str], &'static str) {
-    match card_type {
-        "imaging-not-indicated" => (
-            &["lbp-diagnosis", "lumbar-imaging"],
-            &["imaging_threshold_weeks", "adult_age_years"],
-            "A lumbar imaging order, no red flag, symptoms under the imaging threshold (ACR variant 1, Choosing Wisely).",
-        ),
-        "imaging-indicated" => (
-            &["lumbar-imaging"],
-            &["fracture_age_years"],
-            "A lumbar imaging order and a red flag: the ACR variant of the most urgent red flag rates the ordered modality.",
-        ),
-        "imaging-conditional" => (
-            &["lbp-diagnosis", "lumbar-imaging", "pt-ot-services"],
-            &["imaging_threshold_weeks", "chronic_weeks"],
-            "A lumbar imaging order, no red flag, but no rating is possible: beyond the threshold (prior care decides ACR variant 2 or 3), unknown duration, no diagnosis or missing data.",
-        ),
-        "pt-referral" => (
-            &["lbp-diagnosis", "pt-ot-services", "start-back"],
-            &["episode_gap_days"],
-            "No PT or OT referral, session or draft order in this episode (not when STarT Back risk is low).",
-        ),
-        "start-back-screening" => (
-            &["lbp-diagnosis", "start-back"],
-            &["episode_gap_days"],
-            "patient-view: no STarT Back result in this episode.",
-        ),
-        "stratified-care" => (
-            &["lbp-diagnosis", "start-back"],
-            &["episode_gap_days"],
-            "patient-view: a STarT Back result in this episode; care matched to its risk group.",
-        ),
-        "continue-therapy" => (
-            &["lbp-diagnosis", "pt-ot-services"],
-            &["continue_therapy_min_gap_days"],
-            "patient-view: exactly one day of physical therapy sessions in this episode, long enough ago for a second.",
-        ),
-        "reassess-progress" => (
-            &["lbp-diagnosis", "pain-scores", "oswestry"],
-            &["reassess_early_weeks", "reassess_late_weeks", "improvement_percent", "reassess_ask_window_days"],
-            "patient-view: no documented improvement at the early or late reassessment point, or no score to judge it.",
-        ),
-        "medication-advice" => (
-            &["opioids", "benzodiazepines", "muscle-relaxants", "sedatives"],
-            &["chronic_weeks"],
-            "Order hooks: a draft opioid, benzodiazepine or muscle relaxant for a patient with low back pain, whatever the red flags; cautions make it stronger.",
-        ),
-        "passive-modality" => (
-            &["passive-modalities", "spinal-manipulation"],
-            &[],
-            "Order hooks: a draft order for TENS, therapeutic ultrasound or traction (spinal manipulation only with a caution).",
-        ),
-        "past-red-flags" => (
-            &[],
-            &[],
-            "patient-view: a red-flag diagnosis on record only outside its window: history, not a current red flag.",
-        ),
-        // Red flags: said by their rules' findings (see `card_types`).
-        _ => (&[], &[], ""),
-    }
-}
-
 fn threshold(thresholds: &Thresholds, name: &str) -> Option<String> {
     Some(match name {
         "adult_age_years" => format!("{} years", thresholds.adult_age_years),
@@ -160,16 +97,6 @@ fn threshold(thresholds: &Thresholds, name: &str) -> Option<String> {
     })
 }
 
-/// Thresholds each red-flag category reads besides its windows.
-fn red_flag_thresholds(card_type: &str) -> &'static [&'static str] {
-    match card_type {
-        "red-flag-cancer" => &["weight_loss_percent", "weight_loss_window_days"],
-        "red-flag-infection" => &["fever_celsius", "fever_lookback_days"],
-        "red-flag-fracture" => &["steroid_min_days", "steroid_lookback_days", "fracture_age_years"],
-        _ => &[],
-    }
-}
-
 fn window(lookback: Lookback) -> String {
     match lookback {
         Lookback::AnyTime => "any time".to_owned(),
@@ -189,11 +116,11 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
         .iter()
         .map(|card| {
             let id = card.card_type.key();
-            let (sets, names, fires_when) = card_facts(id);
-            let mut value_sets: BTreeSet<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+            let fires_when = content.texts.fires_when.get(&card.card_type).map(String::as_str).unwrap_or_default();
+            let mut value_sets: BTreeSet<String> =
+                card.card_type.value_sets().iter().map(|s| s.key().to_owned()).collect();
             let mut rules = Vec::new();
-            let mut threshold_names: Vec<&'static str> = names.to_vec();
-            threshold_names.extend(red_flag_thresholds(id));
+            let threshold_names: Vec<&'static str> = card.card_type.thresholds().to_vec();
             for rule in &content.rules.red_flags {
                 let belongs = rule.category.card_type().key() == id
                     || (id == "past-red-flags" && rule.show_history)
@@ -399,6 +326,18 @@ pub fn search(content: &Content, query: &str) -> SearchResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every threshold a card type's definition names is a field of `[thresholds]` (a typo in
+    /// the registry would silently drop it from the content browser).
+    #[test]
+    fn every_registry_threshold_is_a_threshold() {
+        let content = Content::embedded().unwrap();
+        for card_type in crate::content::CardType::ALL {
+            for name in card_type.thresholds() {
+                assert!(threshold(&content.rules.thresholds, name).is_some(), "{card_type}: {name}");
+            }
+        }
+    }
 
     #[test]
     fn which_rule_knows_m54_50() {

@@ -25,7 +25,8 @@ impl Family {
 }
 
 macro_rules! card_types {
-    ($($(#[$doc:meta])* $name:ident = $key:literal, $family:ident, [$($variant:literal),*];)*) => {
+    ($($(#[$doc:meta])* $name:ident = $key:literal, $family:ident, [$($variant:literal),*],
+        uses [$($set:ident),*], thresholds [$($threshold:literal),*];)*) => {
         /// Card types, as sent in `source.topic.code` (system `urn:lbp-cds:card-type`); each has
         /// its texts in `cards/<key>.toml`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,34 +55,62 @@ macro_rules! card_types {
                     $(CardType::$name => &[$($variant),*],)*
                 }
             }
+
+            /// Value sets its logic reads by name (red-flag cards: besides their rules' sets in
+            /// `rules.toml`), shown in the console's content browser.
+            pub fn value_sets(self) -> &'static [ValueSetId] {
+                match self {
+                    $(CardType::$name => &[$(ValueSetId::$set),*],)*
+                }
+            }
+
+            /// `rules.toml` `[thresholds]` its logic reads (besides rules' windows).
+            pub fn thresholds(self) -> &'static [&'static str] {
+                match self {
+                    $(CardType::$name => &[$($threshold),*],)*
+                }
+            }
         }
     };
 }
 
 card_types! {
-    RedFlagCaudaEquina = "red-flag-cauda-equina", RedFlag, [];
-    RedFlagNeurologicDeficit = "red-flag-neurologic-deficit", RedFlag, [];
-    RedFlagCancer = "red-flag-cancer", RedFlag, [];
-    RedFlagInfection = "red-flag-infection", RedFlag, [];
-    RedFlagFracture = "red-flag-fracture", RedFlag, [];
-    RedFlagPriorSurgery = "red-flag-prior-surgery", RedFlag, [];
-    RedFlagInflammatory = "red-flag-inflammatory", RedFlag, [];
+    RedFlagCaudaEquina = "red-flag-cauda-equina", RedFlag, [], uses [], thresholds [];
+    RedFlagNeurologicDeficit = "red-flag-neurologic-deficit", RedFlag, [], uses [], thresholds [];
+    RedFlagCancer = "red-flag-cancer", RedFlag, [], uses [BodyWeight],
+        thresholds ["weight_loss_percent", "weight_loss_window_days"];
+    RedFlagInfection = "red-flag-infection", RedFlag, [], uses [BodyTemperature],
+        thresholds ["fever_celsius", "fever_lookback_days"];
+    RedFlagFracture = "red-flag-fracture", RedFlag, [], uses [SystemicCorticosteroids],
+        thresholds ["steroid_min_days", "steroid_lookback_days", "fracture_age_years"];
+    RedFlagPriorSurgery = "red-flag-prior-surgery", RedFlag, [], uses [], thresholds [];
+    RedFlagInflammatory = "red-flag-inflammatory", RedFlag, [], uses [], thresholds [];
     /// Red-flag diagnoses outside their windows: history, shown as information.
-    PastRedFlags = "past-red-flags", RedFlag, [];
-    ImagingNotIndicated = "imaging-not-indicated", Imaging, [];
-    ImagingIndicated = "imaging-indicated", Imaging, ["preferred", "other-modality"];
+    PastRedFlags = "past-red-flags", RedFlag, [], uses [], thresholds [];
+    ImagingNotIndicated = "imaging-not-indicated", Imaging, [], uses [LbpDiagnosis, LumbarImaging],
+        thresholds ["imaging_threshold_weeks", "adult_age_years"];
+    ImagingIndicated = "imaging-indicated", Imaging, ["preferred", "other-modality"], uses [LumbarImaging],
+        thresholds ["fracture_age_years"];
     ImagingConditional = "imaging-conditional", Imaging, [
         "beyond-threshold", "no-prior-care", "after-prior-care", "unknown-duration", "no-diagnosis", "incomplete-data"
-    ];
-    PtReferral = "pt-referral", Guidance, [];
-    StartBackScreening = "start-back-screening", Guidance, [];
-    StratifiedCare = "stratified-care", Guidance, ["low", "medium", "high"];
-    ContinueTherapy = "continue-therapy", Guidance, [];
-    ReassessProgress = "reassess-progress", Guidance, ["early", "late", "no-scores"];
+    ], uses [LbpDiagnosis, LumbarImaging, PtOtServices], thresholds ["imaging_threshold_weeks", "chronic_weeks"];
+    PtReferral = "pt-referral", Guidance, [], uses [LbpDiagnosis, PtOtServices, StartBack],
+        thresholds ["episode_gap_days"];
+    StartBackScreening = "start-back-screening", Guidance, [], uses [LbpDiagnosis, StartBack],
+        thresholds ["episode_gap_days"];
+    StratifiedCare = "stratified-care", Guidance, ["low", "medium", "high"], uses [LbpDiagnosis, StartBack],
+        thresholds ["episode_gap_days"];
+    ContinueTherapy = "continue-therapy", Guidance, [], uses [LbpDiagnosis, PtOtServices],
+        thresholds ["continue_therapy_min_gap_days"];
+    ReassessProgress = "reassess-progress", Guidance, ["early", "late", "no-scores"],
+        uses [LbpDiagnosis, PainScores, Oswestry],
+        thresholds ["reassess_early_weeks", "reassess_late_weeks", "improvement_percent", "reassess_ask_window_days"];
     /// Safety advice on a draft order: fires beside red flags too.
-    MedicationAdvice = "medication-advice", Guidance, ["opioid", "benzodiazepine", "muscle-relaxant"];
+    MedicationAdvice = "medication-advice", Guidance, ["opioid", "benzodiazepine", "muscle-relaxant"],
+        uses [Opioids, Benzodiazepines, MuscleRelaxants, Sedatives], thresholds ["chronic_weeks"];
     /// Safety advice on a draft order: fires beside red flags too.
-    PassiveModality = "passive-modality", Guidance, ["passive", "manipulation"];
+    PassiveModality = "passive-modality", Guidance, ["passive", "manipulation"],
+        uses [PassiveModalities, SpinalManipulation], thresholds [];
 }
 
 impl CardType {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::load::parse_toml;
-use super::registry::CardType;
+use super::registry::{CardType, Family};
 use super::{ContentError, Template};
 
 pub(super) const FILE: &str = "texts.toml";
@@ -38,6 +38,9 @@ pub struct Texts {
     pub stratified_care_found: Template,
     /// By `imaging-conditional` variant.
     pub acr_variant: BTreeMap<String, Template>,
+    /// When each card type fires, in a line (the console's content browser); red-flag category
+    /// cards are described by their rules instead.
+    pub fires_when: BTreeMap<CardType, String>,
     /// The brief form's sentences (`[brief]`).
     pub brief: Brief,
 }
@@ -71,6 +74,7 @@ struct WireTexts {
     notes: WireNotes,
     finding_summary: WireFound,
     acr_variant: BTreeMap<String, String>,
+    fires_when: BTreeMap<String, String>,
     brief: WireBrief,
 }
 
@@ -164,7 +168,23 @@ pub(super) fn parse(text: &str) -> Result<Texts, ContentError> {
             format!("is not a variant of imaging-conditional (expected: {})", variants.join(", ")),
         ));
     }
+    let mut fires_when = BTreeMap::new();
+    for (key, text) in &wire.fires_when {
+        let field = format!("fires_when.{key}");
+        let card_type = CardType::parse(key)
+            .ok_or_else(|| ContentError::new(FILE, &field, format!("`{key}` is not a card type")))?;
+        if text.trim().is_empty() {
+            return Err(ContentError::new(FILE, &field, "must not be empty"));
+        }
+        fires_when.insert(card_type, text.clone());
+    }
+    for card_type in CardType::ALL.iter().filter(|c| c.family() != Family::RedFlag || **c == CardType::PastRedFlags) {
+        if !fires_when.contains_key(card_type) {
+            return Err(ContentError::new(FILE, format!("fires_when.{card_type}"), "is required"));
+        }
+    }
     Ok(Texts {
+        fires_when,
         duration_none: t("duration.none", &d.none, &[])?,
         duration_chronic: t("duration.chronic", &d.chronic, &["chronic_weeks", "sources"])?,
         duration_known: t("duration.known", &d.known, &["weeks", "days", "start", "sources"])?,
