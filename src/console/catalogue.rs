@@ -18,7 +18,10 @@ pub struct CardTypeEntry {
     pub family: &'static str,
     pub fires_when: String,
     pub summary_template: String,
+    /// The full explanation (`detail_full`, else `detail`): what the card's console link promises.
     pub detail_template: String,
+    /// The brief detail a clinician sees by default (`detail`).
+    pub brief_template: String,
     pub variants: Vec<(String, String)>,
     /// Caution texts (a caution id, its advice).
     pub cautions: Vec<(String, String)>,
@@ -188,16 +191,17 @@ pub fn card_types(content: &Content) -> Vec<CardTypeEntry> {
                 },
                 fires_when,
                 summary_template: template_text(&card.summary),
-                detail_template: template_text(&card.detail),
+                detail_template: template_text(&card.detail_full),
+                brief_template: template_text(&card.detail),
                 variants: card
                     .variants
                     .iter()
-                    .map(|(key, variant)| (key.clone(), template_text(&variant.advice)))
+                    .map(|(key, variant)| (key.clone(), template_text(&variant.advice_full)))
                     .collect(),
                 cautions: card
                     .cautions
                     .iter()
-                    .map(|(key, caution)| (key.clone(), template_text(&caution.advice)))
+                    .map(|(key, caution)| (key.clone(), template_text(&caution.advice_full)))
                     .collect(),
                 source_label: card.source.label.clone(),
                 source_url: card.source.url.clone(),

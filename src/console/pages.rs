@@ -354,7 +354,8 @@ fn card_html(session: &Session, service: &str, card: &Value) -> String {
             escape(text(suggestion, "label"))
         );
         if let Some(actions) = suggestion.get("actions").and_then(Value::as_array) {
-            html.push_str("<ul class=\"actions\">");
+            // Folded, as an EHR shows only the button: what it does is a click away.
+            html.push_str("<details class=\"actions\"><summary>What it does</summary><ul class=\"actions\">");
             for action in actions {
                 let resource = action.get("resource").map(|r| text(r, "resourceType")).unwrap_or_default();
                 let resource_id = text(action, "resourceId");
@@ -373,7 +374,7 @@ fn card_html(session: &Session, service: &str, card: &Value) -> String {
                     )
                 );
             }
-            html.push_str("</ul>");
+            html.push_str("</ul></details>");
         }
         html.push_str("</form>");
     }
@@ -386,9 +387,11 @@ fn card_html(session: &Session, service: &str, card: &Value) -> String {
     }
     let reasons = card.get("overrideReasons").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let select_id = format!("reason-{}", escape(uuid));
+    // Overriding is folded too, as an EHR asks for the reason only when the card is dismissed.
     let _ = write!(
         html,
-        "<form method=\"post\" action=\"/console/feedback\" class=\"feedback override\">{hidden}\
+        "<details class=\"override\"><summary>Override…</summary>\
+         <form method=\"post\" action=\"/console/feedback\" class=\"feedback override\">{hidden}\
          <input type=\"hidden\" name=\"outcome\" value=\"overridden\">"
     );
     if !reasons.is_empty() {
@@ -405,7 +408,7 @@ fn card_html(session: &Session, service: &str, card: &Value) -> String {
     let _ = write!(
         html,
         "<label for=\"comment-{0}\">Comment</label><input id=\"comment-{0}\" name=\"comment\" maxlength=\"500\">\
-         <button type=\"submit\" class=\"override\">Override</button></form></div>\
+         <button type=\"submit\" class=\"override\">Override</button></form></details></div>\
          <p class=\"status\" role=\"status\" aria-live=\"polite\"></p></article>",
         escape(uuid)
     );
@@ -637,9 +640,11 @@ pub fn card_type(frame: &Frame<'_>, card: &CardTypeEntry) -> Html<String> {
     let _ = write!(
         body,
         "</ul><h2>Card text</h2><p class=\"hint\">From <code>cards/{}.toml</code>; placeholders shown as {{…}}.</p>\
-         <h3>Summary</h3><p>{}</p><h3>Detail</h3><div class=\"detail\">{}</div>",
+         <h3>Summary</h3><p>{}</p><h3>Detail (brief, as clinicians see it)</h3><div class=\"detail\">{}</div>\
+         <h3>Explanation (the full form, <code>--card-detail full</code>)</h3><div class=\"detail\">{}</div>",
         escape(&card.id),
         escape(&card.summary_template),
+        super::markdown::to_html(&card.brief_template),
         super::markdown::to_html(&card.detail_template)
     );
     for (key, advice) in &card.variants {
