@@ -1,5 +1,7 @@
 //! Cost of one hook call by record size: parsing the request into a record, then assessing and
-//! rendering. Run with `cargo bench --bench assess`.
+//! rendering; and the whole call (body to response bytes) on the load test's patient-view bodies
+//! beside the floor of reading them (`IgnoredAny`: only checking that the body is JSON).
+//! Run with `cargo bench --bench assess`.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -7,6 +9,7 @@ mod common;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lbp_cds::cards::{RenderContext, render};
 use lbp_cds::content::Content;
+use lbp_cds::evaluate::{Options, evaluate_body};
 use lbp_cds::hooks::{Hook, HookRequest};
 use lbp_cds::{assess, record};
 use std::hint::black_box;
@@ -57,6 +60,26 @@ fn benches(c: &mut Criterion) {
         });
     }
     assess_group.finish();
+
+    // The load test's bodies (300 and 2,000 resources), patient-view: the whole call against
+    // the floor of reading the same bytes, so the ratio needs no HTTP.
+    let patient_view = content.service("lbp-patient-view").expect("service").clone();
+    let mut call = c.benchmark_group("call");
+    for size in [300, 2_000] {
+        let body = serde_json::to_vec(&common::request("patient-view", size)).unwrap();
+        call.throughput(Throughput::Bytes(body.len() as u64));
+        call.bench_with_input(BenchmarkId::new("validate", size), &body, |b, body| {
+            b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(body)).is_ok())
+        });
+        call.bench_with_input(BenchmarkId::new("patient-view", size), &body, |b, body| {
+            b.iter(|| {
+                let outcome = evaluate_body(&content, &patient_view, black_box(body), today, &Options::default())
+                    .expect("answered");
+                serde_json::to_vec(&outcome.response).unwrap()
+            })
+        });
+    }
+    call.finish();
 }
 
 criterion_group! {

@@ -388,9 +388,11 @@ pub fn canonical_system(system: &str) -> Option<&'static str> {
 }
 
 /// ICD-10 codes are compared without dots and case ("m5450" = "M54.50"): EHRs send both forms.
+/// `system` is canonical; a code already in that form is not copied.
 fn normalize_code<'a>(system: &str, code: &'a str) -> std::borrow::Cow<'a, str> {
     let code = code.trim();
-    if system.contains("icd-10") || system.contains("ICD10") {
+    let icd10 = matches!(system, "http://hl7.org/fhir/sid/icd-10-cm" | "http://www.cms.gov/Medicare/Coding/ICD10");
+    if icd10 && code.bytes().any(|b| b == b'.' || b.is_ascii_lowercase()) {
         code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect::<String>().into()
     } else {
         code.into()

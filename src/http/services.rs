@@ -63,7 +63,8 @@ pub async fn invoke(
     async move {
         let (content_for_read, settings) = (content.clone(), state.settings.clone());
         let (service_for_read, span_for_read) = (service.clone(), tracing::Span::current());
-        let (pending, target, call) = blocking(move || {
+        let large = body.len() >= LARGE_BODY_BYTES;
+        let (pending, target, call) = blocking_sized(large, move || {
             let request = HookRequest::parse(&body)?;
             span_for_read.record("hookInstance", tracing::field::display(loggable(&request.hook_instance)));
             evaluate::check_request(&service_for_read, &request)?;
@@ -103,7 +104,7 @@ pub async fn invoke(
         };
         let settings = state.settings.clone();
         let audit = state.records.as_ref().and_then(|r| r.audit.clone());
-        let outcome = blocking(move || {
+        let outcome = blocking_sized(large, move || {
             let today = settings.today();
             let outcome = evaluate::finish(&content, &service, pending, fetched, today, &settings.options())?;
             count_cards(&outcome);
@@ -126,6 +127,37 @@ pub(super) fn known_service<'a>(
     id: &str,
 ) -> Result<&'a crate::content::ServiceDefinition, ApiError> {
     content.service(id).ok_or_else(|| ApiError::NotFound(format!("no CDS service `{}`", loggable(id))))
+}
+
+/// A body this large is a large record (2,000 resources are about 1.5 MB; 300 about 230 KB).
+const LARGE_BODY_BYTES: usize = 1024 * 1024;
+
+/// Large calls take a permit for each CPU-heavy half: between them they use at most half the
+/// cores, so that however many arrive at once, small calls beside them keep the other half
+/// (measured in README's Performance section). Calls with smaller bodies never wait here.
+fn large_call_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new((cores / 2).max(1))
+    })
+}
+
+/// [`blocking`], for a large call after taking one of the large-call permits.
+async fn blocking_sized<T: Send + 'static>(
+    large: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = match large {
+        true => Some(
+            large_call_permits()
+                .acquire()
+                .await
+                .map_err(|_| ApiError::Internal("the large-call permits were closed".into()))?,
+        ),
+        false => None,
+    };
+    blocking(work).await
 }
 
 /// Runs CPU-heavy work on the blocking pool, in the caller's span. A panic there becomes a 500

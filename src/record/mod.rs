@@ -7,6 +7,7 @@
 //! refuse to draw conclusions they cannot support.
 
 mod convert;
+mod datatypes;
 pub mod model;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -262,9 +263,23 @@ impl RecordBuilder {
     }
 
     /// Reads one JSON value (a Bundle, a single resource or an OperationOutcome) for `kind`.
-    /// Also used for pages fetched from the FHIR server.
+    /// Also used for pages fetched from the FHIR server. A Bundle is read in one pass when it can
+    /// be (every resource readable, no Medication to keep); otherwise resource by resource, so
+    /// that one unreadable resource is skipped and reported rather than losing the page.
     pub fn add_json(&mut self, key: &str, kind: ResourceKind, raw: &RawValue) -> KeyState {
-        let envelope: Envelope<'_> = match serde_json::from_str(raw.get()) {
+        if let Some(bundle) = convert::read_bundle(kind, raw.get(), &self.record.patient_id) {
+            for (index, read) in bundle.entries.into_iter().enumerate() {
+                if !self.count_resource(key) {
+                    break;
+                }
+                match read {
+                    Some(read) => self.take(read),
+                    None => self.skip(key, None, None, format!("entry {index} has no resource")),
+                }
+            }
+            return bundle.next.map_or(KeyState::Loaded, KeyState::MorePages);
+        }
+        let envelope: convert::Bundle<'_, &RawValue> = match serde_json::from_str(raw.get()) {
             Ok(envelope) => envelope,
             Err(error) => {
                 return KeyState::NotProvided(format!(
@@ -273,16 +288,14 @@ impl RecordBuilder {
                 ));
             }
         };
-        match envelope.resource_type.as_deref() {
+        match envelope.resource_type.as_ref().map(|t| t.0.as_ref()) {
             Some("OperationOutcome") => KeyState::NotProvided("the client sent an OperationOutcome".into()),
             Some("Bundle") => {
                 for (index, entry) in envelope.entry.iter().enumerate() {
-                    if self.resources_read >= self.resource_limit {
-                        self.over_limit.insert(key.to_owned());
+                    if !self.count_resource(key) {
                         break;
                     }
-                    self.resources_read += 1;
-                    if entry.search.as_ref().and_then(|s| s.mode.as_deref()) == Some("include") {
+                    if entry.is_include() {
                         if !entry.resource.is_some_and(|resource| self.keep_medication(resource)) {
                             self.record.ignored += 1;
                         }
@@ -293,13 +306,7 @@ impl RecordBuilder {
                         None => self.skip(key, None, None, format!("entry {index} has no resource")),
                     }
                 }
-                match envelope.link.iter().find(|link| link.relation.as_deref() == Some("next")) {
-                    Some(next) => match &next.url {
-                        Some(url) => KeyState::MorePages(url.clone()),
-                        None => KeyState::Loaded,
-                    },
-                    None => KeyState::Loaded,
-                }
+                envelope.next().map_or(KeyState::Loaded, KeyState::MorePages)
             }
             Some(_) => {
                 self.add_resource(key, kind, raw);
@@ -309,11 +316,20 @@ impl RecordBuilder {
         }
     }
 
+    /// Counts one more resource read for `key`; false once the call's limit is reached.
+    fn count_resource(&mut self, key: &str) -> bool {
+        if self.resources_read >= self.resource_limit {
+            self.over_limit.insert(key.to_owned());
+            return false;
+        }
+        self.resources_read += 1;
+        true
+    }
+
     fn add_resource(&mut self, key: &str, expected: ResourceKind, raw: &RawValue) {
         match convert::read(expected, raw.get(), &self.record.patient_id) {
-            Ok(convert::Read::Resource(resource)) => self.push(resource),
             Ok(convert::Read::OtherType) if self.keep_medication(raw) => {}
-            Ok(convert::Read::OtherPatient | convert::Read::OtherType) => self.record.ignored += 1,
+            Ok(read) => self.take(read),
             Err(error) => {
                 // Read the type and id for the report (and to tell another type from a bad one).
                 let head: Option<Head> = serde_json::from_str(raw.get()).ok();
@@ -330,19 +346,18 @@ impl RecordBuilder {
         }
     }
 
+    /// A resource read for this record, or one that is not this record's (counted).
+    fn take(&mut self, read: convert::Read) {
+        match read {
+            convert::Read::Resource(resource) => self.push(resource),
+            convert::Read::OtherPatient | convert::Read::OtherType => self.record.ignored += 1,
+        }
+    }
+
     fn push(&mut self, resource: convert::Converted) {
         // The same resource twice (overlapping pages or keys) counts once.
-        let reference = match &resource {
-            convert::Converted::Patient(r) => &r.reference,
-            convert::Converted::Condition(r, _) => &r.reference,
-            convert::Converted::Observation(r) => &r.reference,
-            convert::Converted::MedicationRequest(r) => &r.reference,
-            convert::Converted::Procedure(r) => &r.reference,
-            convert::Converted::ServiceRequest(r) => &r.reference,
-            convert::Converted::QuestionnaireResponse(r) => &r.reference,
-            convert::Converted::AllergyIntolerance(r) => &r.reference,
-        };
-        if !reference.ends_with("(no id)") && !self.seen.insert(reference.clone()) {
+        let reference = resource.reference();
+        if !reference.ends_with("(no id)") && !self.seen.insert(reference.to_owned()) {
             return;
         }
         match resource {
@@ -481,40 +496,6 @@ pub fn from_prefetch(
         builder.add_draft_orders(draft_orders, request.context.selections.as_deref());
     }
     (builder, states)
-}
-
-/// The outside of a Bundle or resource: enough to dispatch without parsing the rest.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    #[serde(default)]
-    resource_type: Option<String>,
-    #[serde(default, borrow)]
-    entry: Vec<Entry<'a>>,
-    #[serde(default)]
-    link: Vec<BundleLink>,
-}
-
-#[derive(Deserialize)]
-struct Entry<'a> {
-    #[serde(default, borrow)]
-    resource: Option<&'a RawValue>,
-    #[serde(default)]
-    search: Option<EntrySearch>,
-}
-
-#[derive(Deserialize)]
-struct EntrySearch {
-    #[serde(default)]
-    mode: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct BundleLink {
-    #[serde(default)]
-    relation: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
 }
 
 /// The top of a resource: its type and id, for reports about resources that could not be read.

@@ -32,7 +32,7 @@ fn hfs_binary() -> PathBuf {
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let tools = std::env::var("LBP_CDS_TOOLS_DIR").unwrap_or_else(|_| format!("{home}/.cache/lbp-cds/tools"));
-    PathBuf::from(tools).join("hfs-0.2.7/bin/hfs")
+    PathBuf::from(tools).join("hfs-0.2.7-lean/bin/hfs")
 }
 
 impl Hfs {
