@@ -732,3 +732,46 @@ pub fn has_placeholder(text: &str) -> bool {
             .is_some_and(|(name, _)| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
     })
 }
+
+/// A `lbp-cds serve` process started by a test, its standard error collected line by line.
+pub struct Logged {
+    pub child: std::process::Child,
+    pub log: Arc<std::sync::Mutex<String>>,
+    /// The thread collecting the log; it ends when the process closes its standard error.
+    pub reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts `command` (an `lbp-cds serve` with its arguments), collects its standard error, and
+/// waits up to 30 s for the line saying where it listens: the address after `discovery at
+/// http://`. Panics with everything it logged if it does not start.
+pub fn spawn_logged(mut command: std::process::Command) -> (Logged, SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the lbp-cds binary runs");
+    let log = Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("piped standard error");
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("discovery at http://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)).map(|a| a.parse::<SocketAddr>()) {
+        Ok(Ok(address)) => (Logged { child, log, reader: Some(reader) }, address),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = reader.join();
+            panic!("lbp-cds did not start: {}", log.lock().unwrap());
+        }
+    }
+}

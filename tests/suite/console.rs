@@ -3,14 +3,13 @@
 //! through chromedriver's W3C WebDriver endpoints (skipped with a reason when Chromium is not
 //! installed, unless `LBP_CDS_REQUIRE_CHROMIUM=1`).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{card_types, copy_dir};
+use crate::common::{Logged, card_types, copy_dir, spawn_logged};
 use lbp_cds::auth::keys::KeyPair;
 use serde_json::{Value, json};
 
@@ -39,34 +38,14 @@ struct Server {
 impl Server {
     fn start(dir: &Path, args: &[String]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lbp-cds"));
+        command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--today", FAR_DATE])
             .args(args)
             .env("LBP_CDS_LOG", "info")
-            .env("LBP_CDS_DATABASE_URL", format!("sqlite://{}", dir.join("lbp-cds.db").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("discovery at http://") {
-                    let _ = tx.send(());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            panic!("lbp-cds did not start: {}", log.lock().unwrap());
-        }
-        Server { child, address: format!("127.0.0.1:{port}").parse().unwrap(), log, dir: dir.to_owned() }
+            .env("LBP_CDS_DATABASE_URL", format!("sqlite://{}", dir.join("lbp-cds.db").display()));
+        let (Logged { child, log, .. }, address) = spawn_logged(command);
+        Server { child, address, log, dir: dir.to_owned() }
     }
 
     /// With authentication on (one trusted issuer) and a console token file.

@@ -4,7 +4,7 @@
 //! missing and starts a throwaway PostgreSQL cluster (`LBP_CDS_TEST_POSTGRES_URL`); without it the
 //! PostgreSQL tests say they were skipped (and fail with `LBP_CDS_REQUIRE_POSTGRES=1`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -118,36 +118,13 @@ impl Replica {
             Some(dir) => vec!["--database-url".into(), format!("sqlite://{}", dir.join("replica.db").display())],
             None => Vec::new(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lbp-cds"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--today", "2026-03-02"])
             .args(args)
             .args(database_args)
-            .env("LBP_CDS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("discovery at http://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let address = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(address) => address.parse().unwrap(),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the replica did not start: {}", log.lock().unwrap());
-            }
-        };
+            .env("LBP_CDS_LOG", "info");
+        let (Logged { child, log, .. }, address) = spawn_logged(command);
         Replica { child, address, log, own_database }
     }
 

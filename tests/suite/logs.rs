@@ -1,8 +1,7 @@
 //! Reads every log line of a real run that carries JWTs and FHIR access tokens, and fails if any
 //! token (or, by default, the patient id) appears in it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use crate::common::*;
@@ -35,30 +34,14 @@ impl Server {
             ),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lbp-cds"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lbp-cds"));
+        command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--today", "2026-03-02", "--auth-config"])
             .arg(dir.join("auth.toml"))
             .env("LBP_CDS_LOG", "trace")
-            .env("LBP_CDS_DATABASE_URL", format!("sqlite://{}", dir.join("lbp-cds.db").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening") {
-                    let _ = ready_tx.send(());
-                }
-                sink.lock().unwrap().push_str(&line);
-                sink.lock().unwrap().push('\n');
-            }
-        });
-        ready_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("server started");
-        Server { base, key, child, log, reader: Some(reader) }
+            .env("LBP_CDS_DATABASE_URL", format!("sqlite://{}", dir.join("lbp-cds.db").display()));
+        let (Logged { child, log, reader }, _) = spawn_logged(command);
+        Server { base, key, child, log, reader }
     }
 
     /// Stops the server and returns everything it logged.
