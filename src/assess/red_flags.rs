@@ -165,11 +165,7 @@ fn fever(record: &PatientRecord, content: &Content, today: Date, notes: &mut Vec
         imaging_only: false,
         category: RedFlagCategory::Infection,
         rule: "fever-observation".into(),
-        finding: rule.finding.render(|name| match name {
-            "celsius" => Some(celsius.as_str()),
-            "days" => Some(days.as_str()),
-            _ => None,
-        }),
+        finding: rule.finding.fill(&[("celsius", &celsius), ("days", &days)]),
         guideline: rule.guideline.clone(),
         evidence,
     })
@@ -198,20 +194,20 @@ fn weight_loss(record: &PatientRecord, content: &Content, today: Date, notes: &m
     }
     let loss = (first.1 - last.1) / first.1 * 100.0;
     let rule = &content.rules.measured.weight_loss;
-    let values = [
-        ("percent", format!("{loss:.1}")),
-        ("first_kg", format!("{:.1}", first.1)),
-        ("first_date", first.0.to_string()),
-        ("last_kg", format!("{:.1}", last.1)),
-        ("last_date", last.0.to_string()),
-        ("threshold", thresholds.weight_loss_percent.to_string()),
-        ("days", window.to_string()),
-    ];
+    let finding = rule.finding.fill(&[
+        ("percent", &format!("{loss:.1}")),
+        ("first_kg", &format!("{:.1}", first.1)),
+        ("first_date", &first.0.to_string()),
+        ("last_kg", &format!("{:.1}", last.1)),
+        ("last_date", &last.0.to_string()),
+        ("threshold", &thresholds.weight_loss_percent.to_string()),
+        ("days", &window.to_string()),
+    ]);
     (loss > thresholds.weight_loss_percent).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Cancer,
         rule: "weight-loss-observation".into(),
-        finding: rule.finding.render(|name| values.iter().find(|(key, _)| *key == name).map(|(_, v)| v.as_str())),
+        finding,
         guideline: rule.guideline.clone(),
         evidence: vec![
             Evidence {
@@ -320,16 +316,16 @@ fn corticosteroids(record: &PatientRecord, content: &Content, today: Date, notes
         covered += days_between(start, end);
     }
     let rule = &content.rules.measured.corticosteroids;
-    let values = [
-        ("covered", covered.to_string()),
-        ("days", thresholds.steroid_lookback_days.to_string()),
-        ("threshold", thresholds.steroid_min_days.to_string()),
-    ];
+    let finding = rule.finding.fill(&[
+        ("covered", &covered.to_string()),
+        ("days", &thresholds.steroid_lookback_days.to_string()),
+        ("threshold", &thresholds.steroid_min_days.to_string()),
+    ]);
     (covered >= i64::from(thresholds.steroid_min_days)).then(|| RedFlag {
         imaging_only: false,
         category: RedFlagCategory::Fracture,
         rule: "corticosteroid-course".into(),
-        finding: rule.finding.render(|name| values.iter().find(|(key, _)| *key == name).map(|(_, v)| v.as_str())),
+        finding,
         guideline: rule.guideline.clone(),
         evidence,
     })

@@ -160,11 +160,7 @@ pub(super) fn card(
                 // What the caution found is in `{facts}`; its guideline is behind the links.
                 return advice.trim().to_owned();
             }
-            let source = content.texts.caution_source.render(|name| match name {
-                "guideline" => Some(caution.guideline.as_str()),
-                "rule" => Some(caution.id.as_str()),
-                _ => None,
-            });
+            let source = content.texts.caution_source.fill(&[("guideline", &caution.guideline), ("rule", &caution.id)]);
             format!("{}\n\n{source}\n{}", advice.trim(), evidence_markdown(&caution.evidence))
         })
         .collect::<Vec<_>>()

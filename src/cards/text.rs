@@ -40,23 +40,15 @@ pub(super) fn duration_sentence(assessment: &Assessment, content: &Content) -> S
             if episode.chronic_diagnosis
                 && episode.start.is_none_or(|_| chronic_by_diagnosis(days, content.rules.thresholds.chronic_weeks)) =>
         {
-            texts.duration_chronic.render(|name| match name {
-                "chronic_weeks" => Some(chronic_weeks.as_str()),
-                "sources" => Some(sources.as_str()),
-                _ => None,
-            })
+            texts.duration_chronic.fill(&[("chronic_weeks", &chronic_weeks), ("sources", &sources)])
         }
-        (Some(days), Some(start)) => {
-            let (weeks, days_text, start) = (weeks_text(days, content), days.to_string(), start.to_string());
-            texts.duration_known.render(|name| match name {
-                "weeks" => Some(weeks.as_str()),
-                "days" => Some(days_text.as_str()),
-                "start" => Some(start.as_str()),
-                "sources" => Some(sources.as_str()),
-                _ => None,
-            })
-        }
-        _ => texts.duration_unknown.render(|name| (name == "sources").then_some(sources.as_str())),
+        (Some(days), Some(start)) => texts.duration_known.fill(&[
+            ("weeks", &weeks_text(days, content)),
+            ("days", &days.to_string()),
+            ("start", &start.to_string()),
+            ("sources", &sources),
+        ]),
+        _ => texts.duration_unknown.fill(&[("sources", &sources)]),
     }
 }
 
@@ -67,8 +59,7 @@ pub(super) fn duration_short(assessment: &Assessment, content: &Content) -> Stri
         None => texts.short_none.render(|_| None),
         Some(episode) => match episode.duration_days {
             Some(days) if episode.chronic_diagnosis && chronic_by_diagnosis(days, chronic_weeks) => {
-                let weeks = chronic_weeks.to_string();
-                texts.short_chronic.render(|name| (name == "chronic_weeks").then_some(weeks.as_str()))
+                texts.short_chronic.fill(&[("chronic_weeks", &chronic_weeks.to_string())])
             }
             Some(days) => weeks_text(days, content),
             None => texts.short_unknown.render(|_| None),

@@ -68,6 +68,11 @@ impl Template {
         Ok(Template { segments })
     }
 
+    /// Renders with the value of each `(name, value)` pair; names without a pair render empty.
+    pub fn fill(&self, values: &[(&str, &str)]) -> String {
+        self.render(|name| values.iter().find(|(key, _)| *key == name).map(|(_, value)| *value))
+    }
+
     /// Renders with `value` supplying each placeholder; missing values render empty.
     pub fn render<'a>(&self, value: impl Fn(&str) -> Option<&'a str>) -> String {
         let mut out = String::new();

@@ -103,12 +103,6 @@ fn invalid_content_stops_start_up_naming_file_and_field() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("content is valid"));
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("lbp-cds-test-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn without_issuers_the_service_refuses_a_non_loopback_address() {
     let output = binary().args(["serve", "--listen", "0.0.0.0:0"]).output().unwrap();

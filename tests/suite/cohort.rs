@@ -3,9 +3,9 @@
 //! holds an active back-pain-looking Condition has a recognised low back pain episode, and no
 //! back-pain-looking code is left unmatched.
 
-use crate::common::copy_dir;
+use crate::common::{copy_dir, tempdir};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -14,12 +14,6 @@ const COHORT_DATE: &str = "2026-11-25";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lbp-cds-cohort-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Runs the command and returns its JSON report and printed table.

@@ -775,3 +775,10 @@ pub fn spawn_logged(mut command: std::process::Command) -> (Logged, SocketAddr) 
         }
     }
 }
+
+/// A new empty directory under the system's temporary directory, unique to this call.
+pub fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lbp-cds-test-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{Logged, card_types, copy_dir, spawn_logged};
+use crate::common::{Logged, card_types, copy_dir, spawn_logged, tempdir};
 use lbp_cds::auth::keys::KeyPair;
 use serde_json::{Value, json};
 
@@ -19,12 +19,6 @@ const CONSOLE_TOKEN: &str = "console-token-for-tests-7f3a9c";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lbp-cds-console-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// One `lbp-cds serve` process with a SQLite store in its own folder; killed on drop.

@@ -50,8 +50,7 @@ async fn start(db: &Db, key_file: &std::path::Path) -> Server {
 }
 
 async fn feedback_survives_sigkill(db: Db) {
-    let key_dir = std::env::temp_dir().join(format!("lbp-cds-crash-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&key_dir).unwrap();
+    let key_dir = crate::common::tempdir();
     let key_file = key_dir.join("id.key");
     std::fs::write(&key_file, crate::databases::KEY).unwrap();
 

@@ -18,8 +18,7 @@ pub struct Db {
 
 impl Db {
     pub fn sqlite() -> Db {
-        let dir = std::env::temp_dir().join(format!("lbp-cds-test-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let dir = crate::common::tempdir();
         Db { url: format!("sqlite://{}", dir.join("lbp-cds.db").display()), dir: Some(dir) }
     }
 

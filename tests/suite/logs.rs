@@ -20,8 +20,7 @@ struct Server {
 impl Server {
     /// `issuer_extra`: TOML lines added to the issuer (for example more FHIR servers).
     fn start(top_extra: &str, issuer_extra: &str) -> Server {
-        let dir = std::env::temp_dir().join(format!("lbp-cds-logs-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempdir();
         let key = KeyPair::generate("ES384", "log-test").unwrap();
         std::fs::write(dir.join("jwks.json"), serde_json::to_string(&key.jwks()).unwrap()).unwrap();
         // Find a free port, then hand it to the server.

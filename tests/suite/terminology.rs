@@ -5,7 +5,7 @@
 //! knows a little RxNorm, answering relationship filters as tx.fhir.org does, for the refresh of
 //! the concept-to-ingredient map (and its refusal of a failed or partial answer).
 
-use crate::common::copy_dir;
+use crate::common::{copy_dir, tempdir};
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -222,12 +222,6 @@ fn spawn_double(seen: Seen) -> String {
         });
     });
     format!("http://{address}/fhir")
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lbp-cds-terminology-{}-{}", std::process::id(), uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn lbp_cds(args: &[&str]) -> Output {
